@@ -1,0 +1,168 @@
+"""The one container for a spatio-temporal dataset.
+
+Values are ``[T, N, C]`` float32 with NaN wherever ``observed_mask`` is False, so a
+computation that forgets the mask turns loud (NaN) instead of silently using zeros.
+Grid data keep ``grid_shape`` (and ``grid_cells`` when some cells are not units, such as
+land in a sea-surface field) so that patch and convolution models can fold units back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from urbanst.errors import UrbanstError
+
+
+@dataclass
+class STData:
+    name: str
+    values: np.ndarray  # [T, N, C] float32, NaN where not observed
+    observed_mask: np.ndarray  # [T, N, C] bool, True = valid observation
+    timestamps: pd.DatetimeIndex  # [T], regular: start + k * step
+    attributes: list[str]
+    units: list[str]
+    city: str
+    unit_names: list[str] | None = None
+    grid_shape: tuple[int, int] | None = None  # (H, W) for grid data
+    grid_cells: np.ndarray | None = None  # [N] flat cell index into H*W, row-major
+    coords: np.ndarray | None = None  # [N, 2] (lat, lon) degrees, or projected metres (see coord_system)
+    coord_system: str = "latlon"  # "latlon" or "metres"
+    adjacency: np.ndarray | None = None  # [N, N] float, 0 = no edge
+    exogenous: np.ndarray | None = None  # [T, N, E] float32, NaN where missing
+    exogenous_names: list[str] = field(default_factory=list)
+    eval_mask: np.ndarray | None = None  # [T, N, C] bool: a published evaluation mask (imputation)
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        self.values = np.asarray(self.values, dtype=np.float32)
+        self.observed_mask = np.asarray(self.observed_mask, dtype=bool)
+        self.timestamps = pd.DatetimeIndex(self.timestamps)
+        if self.values.ndim != 3:
+            raise UrbanstError(f"dataset {self.name!r}: values must be [T, N, C], got shape {self.values.shape}")
+        if self.observed_mask.shape != self.values.shape:
+            raise UrbanstError(
+                f"dataset {self.name!r}: observed_mask shape {self.observed_mask.shape} "
+                f"differs from values shape {self.values.shape}"
+            )
+        # Anything not finite is missing, whatever the mask claimed; masked values become NaN.
+        self.observed_mask &= np.isfinite(self.values)
+        self.values[~self.observed_mask] = np.nan
+        T, N, C = self.values.shape
+        if T < 2:
+            raise UrbanstError(f"dataset {self.name!r}: needs at least 2 time steps, got {T}")
+        if len(self.timestamps) != T:
+            raise UrbanstError(f"dataset {self.name!r}: {len(self.timestamps)} timestamps for {T} steps")
+        steps = np.diff(self.timestamps.asi8)
+        if not (steps > 0).all() or not (steps == steps[0]).all():
+            raise UrbanstError(
+                f"dataset {self.name!r}: timestamps must be sorted and evenly spaced "
+                "(insert missing steps as masked values)"
+            )
+        if len(self.attributes) != C or len(self.units) != C:
+            raise UrbanstError(f"dataset {self.name!r}: need {C} attribute names and units")
+        if self.unit_names is not None and len(self.unit_names) != N:
+            raise UrbanstError(f"dataset {self.name!r}: {len(self.unit_names)} unit names for {N} units")
+        if self.grid_shape is not None:
+            self.grid_shape = (int(self.grid_shape[0]), int(self.grid_shape[1]))
+            if self.grid_cells is None:
+                if self.grid_shape[0] * self.grid_shape[1] != N:
+                    raise UrbanstError(f"dataset {self.name!r}: grid {self.grid_shape} does not hold {N} units")
+                self.grid_cells = np.arange(N)
+            self.grid_cells = np.asarray(self.grid_cells, dtype=np.int64)
+            if self.grid_cells.shape != (N,):
+                raise UrbanstError(f"dataset {self.name!r}: grid_cells must list one cell per unit")
+        if self.coords is not None:
+            self.coords = np.asarray(self.coords, dtype=np.float64)
+            if self.coords.shape != (N, 2):
+                raise UrbanstError(f"dataset {self.name!r}: coords must be [N, 2], got {self.coords.shape}")
+        if self.adjacency is not None:
+            self.adjacency = np.asarray(self.adjacency, dtype=np.float32)
+            if self.adjacency.shape != (N, N):
+                raise UrbanstError(f"dataset {self.name!r}: adjacency must be [N, N], got {self.adjacency.shape}")
+        if self.exogenous is not None:
+            self.exogenous = np.asarray(self.exogenous, dtype=np.float32)
+            if self.exogenous.shape[:2] != (T, N) or self.exogenous.ndim != 3:
+                raise UrbanstError(f"dataset {self.name!r}: exogenous must be [T, N, E], got {self.exogenous.shape}")
+            if len(self.exogenous_names) != self.exogenous.shape[2]:
+                raise UrbanstError(f"dataset {self.name!r}: need one name per exogenous series")
+        if self.eval_mask is not None:
+            self.eval_mask = np.asarray(self.eval_mask, dtype=bool) & self.observed_mask
+
+    # -- shape and time -------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.values.shape  # type: ignore[return-value]
+
+    @property
+    def num_steps(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def num_units(self) -> int:
+        return self.values.shape[1]
+
+    @property
+    def num_channels(self) -> int:
+        return self.values.shape[2]
+
+    @property
+    def step(self) -> pd.Timedelta:
+        return self.timestamps[1] - self.timestamps[0]
+
+    @property
+    def missing_fraction(self) -> float:
+        return float(1.0 - self.observed_mask.mean())
+
+    def steps_per(self, period: str) -> int | None:
+        """Whole number of steps in one ``"day"`` or ``"week"``, or None if the step does not divide it."""
+        length = pd.Timedelta(days=1 if period == "day" else 7)
+        ratio = length / self.step
+        return int(round(ratio)) if ratio >= 1 and abs(ratio - round(ratio)) < 1e-9 else None
+
+    def time_features(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per step: time of day in [0, 1) and day of week (Monday = 0)."""
+        ts = self.timestamps
+        seconds = ts.hour * 3600 + ts.minute * 60 + ts.second
+        return (np.asarray(seconds, dtype=np.float32) / 86400.0), np.asarray(ts.dayofweek, dtype=np.int64)
+
+    # -- views -------------------------------------------------------------------------
+    def select_channels(self, channels: list[str]) -> STData:
+        unknown = [c for c in channels if c not in self.attributes]
+        if unknown:
+            raise UrbanstError(f"dataset {self.name!r} has no attribute {unknown}; it has {self.attributes}")
+        idx = [self.attributes.index(c) for c in channels]
+        return replace(
+            self,
+            values=self.values[..., idx],
+            observed_mask=self.observed_mask[..., idx],
+            attributes=[self.attributes[i] for i in idx],
+            units=[self.units[i] for i in idx],
+            eval_mask=None if self.eval_mask is None else self.eval_mask[..., idx],
+        )
+
+    def summary(self) -> dict:
+        T, N, C = self.shape
+        return {
+            "name": self.name,
+            "shape": [T, N, C],
+            "step": str(self.step),
+            "start": str(self.timestamps[0]),
+            "end": str(self.timestamps[-1]),
+            "city": self.city,
+            "missing_pct": round(100 * self.missing_fraction, 2),
+            "attributes": [f"{a} [{u}]" for a, u in zip(self.attributes, self.units)],
+            "spatial": self.spatial_kind(),
+            "exogenous": list(self.exogenous_names),
+            "notes": self.notes,
+        }
+
+    def spatial_kind(self) -> str:
+        if self.grid_shape is not None:
+            H, W = self.grid_shape
+            full = self.num_units == H * W
+            return f"grid {H}x{W}" + ("" if full else f" ({self.num_units} active cells)")
+        parts = ["coordinates" if self.coords is not None else None, "adjacency" if self.adjacency is not None else None]
+        return "units with " + (" + ".join(p for p in parts if p) or "no spatial metadata")

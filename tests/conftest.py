@@ -1,0 +1,34 @@
+"""Shared test fixtures.
+
+Tests that need the real datasets use the ``data_root`` fixture: it points at
+``URBANST_DATA`` (CI sets it to ``../shared/data``) and skips, saying why, when the
+folder is absent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _real_data_root() -> Path | None:
+    env = os.environ.get("URBANST_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data")
+    for path in candidates:
+        if (path / "nyc_manhattan_bike_taxi_69zones").is_dir():
+            return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = _real_data_root()
+    if root is None:
+        pytest.skip("real datasets not found: set URBANST_DATA to the shared data folder (CI uses ../shared/data)")
+    return root
