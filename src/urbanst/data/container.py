@@ -34,6 +34,8 @@ class STData:
     exogenous: np.ndarray | None = None  # [T, N, E] float32, NaN where missing
     exogenous_names: list[str] = field(default_factory=list)
     eval_mask: np.ndarray | None = None  # [T, N, C] bool: a published evaluation mask (imputation)
+    # Published protocol facts a task may follow, e.g. {"test_months": [3, 6, 9, 12]} for AQI-36.
+    protocol: dict = field(default_factory=dict)
     notes: str = ""
 
     def __post_init__(self) -> None:
