@@ -128,7 +128,7 @@ class STData:
         """Per step: time of day in [0, 1) and day of week (Monday = 0)."""
         ts = self.timestamps
         seconds = ts.hour * 3600 + ts.minute * 60 + ts.second
-        return (np.asarray(seconds, dtype=np.float32) / 86400.0), np.asarray(ts.dayofweek, dtype=np.int64)
+        return (np.asarray(seconds, dtype=np.float32) / 86400.0), np.asarray(ts.day_of_week, dtype=np.int64)
 
     # -- views -------------------------------------------------------------------------
     def select_channels(self, channels: list[str]) -> STData:

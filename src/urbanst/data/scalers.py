@@ -1,0 +1,52 @@
+"""Per-channel standard scaling fit on observed training values only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from urbanst.errors import UrbanstError
+
+
+@dataclass
+class StandardScaler:
+    mean: np.ndarray  # [C]
+    std: np.ndarray  # [C]
+
+    @classmethod
+    def fit(cls, values: np.ndarray, mask: np.ndarray) -> StandardScaler:
+        """Fit on ``values[mask]`` per channel (last axis); channels with no observation are refused."""
+        values = np.asarray(values, dtype=np.float64).reshape(-1, values.shape[-1])
+        mask = np.asarray(mask, dtype=bool).reshape(values.shape)
+        count = mask.sum(0)
+        if (count == 0).any():
+            raise UrbanstError(f"cannot fit the scaler: channel(s) {np.flatnonzero(count == 0).tolist()} have no observed training value")
+        filled = np.where(mask, values, 0.0)
+        mean = filled.sum(0) / count
+        var = (np.where(mask, values - mean, 0.0) ** 2).sum(0) / count
+        std = np.sqrt(var)
+        std[std < 1e-8] = 1.0  # a constant channel is shifted, not blown up
+        return cls(mean.astype(np.float32), std.astype(np.float32))
+
+    def transform(self, x):
+        return (x - self._like(self.mean, x)) / self._like(self.std, x)
+
+    def inverse(self, x):
+        return x * self._like(self.std, x) + self._like(self.mean, x)
+
+    @staticmethod
+    def _like(stat: np.ndarray, x):
+        if isinstance(x, torch.Tensor):
+            return torch.as_tensor(stat, dtype=x.dtype, device=x.device)
+        return stat
+
+    def to_dict(self) -> dict:
+        return {"kind": "standard", "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> StandardScaler:
+        if d.get("kind") != "standard":
+            raise UrbanstError(f"unknown scaler kind {d.get('kind')!r}")
+        return cls(np.asarray(d["mean"], dtype=np.float32), np.asarray(d["std"], dtype=np.float32))

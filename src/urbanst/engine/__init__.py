@@ -1,0 +1,1 @@
+"""Running models: evaluation loops, training on Lightning, and the benchmark protocols."""

@@ -1,0 +1,35 @@
+"""Self-describing result records: every number says how it was made."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class ResultRecord:
+    model: str
+    family: str  # "baseline" or "deep"
+    dataset: str
+    task: str
+    history: int
+    horizon: int
+    split: str
+    scale: str
+    shots: str
+    seed: int
+    urbanst_version: str
+    metrics: dict  # overall: mae, rmse, mape, wape, count ...
+    per_step: dict
+    per_channel: dict
+    metric_policy: str
+    train_seconds: float
+    inference_seconds: float
+    parameters: int
+    trainable_parameters: int
+    train_windows: int
+    test_windows: int
+    sources: list[str] = field(default_factory=list)
+    notes: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)

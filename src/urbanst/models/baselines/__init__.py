@@ -1,0 +1,1 @@
+"""Baselines every result table carries: historical average, last value, seasonal naive, ridge."""

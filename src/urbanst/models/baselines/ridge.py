@@ -1,0 +1,82 @@
+"""Ridge regression per horizon step on lags, periodic lags, time of day and day of week.
+
+One linear model is shared by all units and channels (the data are scaled per channel);
+features for target step ``h`` of a series: its ``history`` most recent values, its values
+at the same slot one day / week earlier (the periodic lags), a one-hot time of day of the
+target step (at most 24 bins), a one-hot day of week and a bias.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, repeat
+from tqdm.auto import tqdm
+
+from urbanst.models.base import STModel, register_model
+
+
+@dataclass
+class RidgeConfig:
+    history: int
+    horizon: int
+    steps_per_day: int | None = None
+    lags: list[str] = field(default_factory=list)
+    alpha: float = 1.0
+    batch_size: int = 256
+
+
+@register_model
+class Ridge(STModel):
+    name = "ridge"
+    config_class = RidgeConfig
+    family = "baseline"
+    trains_by_gradient = False
+
+    def __init__(self, config: RidgeConfig):
+        super().__init__(config)
+        self.tod_bins = min(config.steps_per_day, 24) if config.steps_per_day and config.steps_per_day > 1 else 0
+        self.dow_bins = 7 if config.steps_per_day else 0
+        self.num_features = config.history + len(config.lags) + self.tod_bins + self.dow_bins + 1
+        self.register_buffer("weight", torch.zeros(config.horizon, self.num_features))
+
+    def features(self, batch: dict) -> torch.Tensor:
+        """``[B, P, N, C, F]`` features for every target."""
+        x = batch["x"]
+        B, H, N, C = x.shape
+        P = self.config.horizon
+        parts = [repeat(x, "b h n c -> b p n c h", p=P)]
+        if self.config.lags:
+            parts.append(rearrange(batch["periodic"], "b k p n c -> b p n c k"))
+        target_tod = batch["time_of_day"][:, H:]
+        target_dow = batch["day_of_week"][:, H:]
+        if self.tod_bins:
+            bins = (target_tod * self.tod_bins).long().clamp(max=self.tod_bins - 1)
+            parts.append(repeat(F.one_hot(bins, self.tod_bins).to(x.dtype), "b p f -> b p n c f", n=N, c=C))
+        if self.dow_bins:
+            parts.append(repeat(F.one_hot(target_dow, 7).to(x.dtype), "b p f -> b p n c f", n=N, c=C))
+        parts.append(x.new_ones(B, P, N, C, 1))
+        return torch.cat(parts, -1)
+
+    def fit_closed_form(self, train_windows) -> None:
+        Fn, P = self.num_features, self.config.horizon
+        gram = torch.zeros(P, Fn, Fn, dtype=torch.float64)
+        moment = torch.zeros(P, Fn, dtype=torch.float64)
+        scaler = train_windows.series.scaler
+        size = self.config.batch_size
+        for start in tqdm(range(0, len(train_windows), size), desc="ridge fit", leave=False):
+            batch = train_windows.__getitems__(list(range(start, min(start + size, len(train_windows)))))
+            feats = rearrange(self.features(batch), "b p n c f -> p (b n c) f").double()
+            target = rearrange(scaler.transform(batch["y"]), "b p n c -> p (b n c)").double()
+            keep = rearrange(batch["target_mask"], "b p n c -> p (b n c)").double()
+            weighted = feats * keep.unsqueeze(-1)
+            gram += weighted.transpose(1, 2) @ feats
+            moment += (weighted * target.unsqueeze(-1)).sum(1)
+        eye = torch.eye(Fn, dtype=torch.float64) * self.config.alpha
+        eye[-1, -1] = 0.0  # the bias is not shrunk
+        self.weight.copy_(torch.linalg.solve(gram + eye, moment.unsqueeze(-1)).squeeze(-1).float())
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return torch.einsum("bpncf,pf->bpnc", self.features(batch), self.weight)

@@ -1,0 +1,3 @@
+"""Importing this module registers every model of the zoo."""
+
+from urbanst.models.baselines import ha, naive, ridge  # noqa: F401

@@ -1,0 +1,75 @@
+"""Forecasting: ``history`` steps in, ``horizon`` steps out, scored in original units."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from urbanst.data.container import STData
+from urbanst.data.scalers import StandardScaler
+from urbanst.data.splits import SplitRule
+from urbanst.data.windows import ForecastWindows, SeriesTensors, forecast_origins, lag_steps
+from urbanst.errors import UrbanstError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class ForecastTask:
+    history: int = 12
+    horizon: int = 12
+    split: SplitRule = field(default_factory=SplitRule)
+    periodic_lags: tuple[str, ...] = ("1d", "1w")
+    name: str = "forecast"
+
+    def __post_init__(self) -> None:
+        if self.history < 1 or self.horizon < 1:
+            raise UrbanstError(f"history and horizon must be >= 1, got {self.history} and {self.horizon}")
+
+    def boundaries(self, data: STData) -> dict[str, tuple[int, int]]:
+        t1, t2 = self.split.boundaries(data.num_steps)
+        return {"train": (0, t1), "val": (t1, t2), "test": (t2, data.num_steps)}
+
+    def fit_scaler(self, data: STData) -> StandardScaler:
+        _, t1 = self.boundaries(data)["train"]
+        return StandardScaler.fit(data.values[:t1], data.observed_mask[:t1])
+
+    def available_lags(self, data: STData) -> dict[str, int]:
+        lags = {name: lag_steps(data, name) for name in self.periodic_lags}
+        return {name: steps for name, steps in lags.items() if steps is not None}
+
+    def windows(self, data: STData, scaler: StandardScaler, splits=SPLITS) -> dict[str, ForecastWindows]:
+        """Windows per split. Train windows lie wholly in train; val and test windows are all windows
+        whose targets lie in that split (their inputs may reach back into the previous split)."""
+        series = SeriesTensors(data, scaler)
+        lags = list(self.available_lags(data).values())
+        out = {}
+        for split in splits:
+            first, last = self.boundaries(data)[split]
+            origins = forecast_origins(first, last, self.history, self.horizon, series.mask)
+            if len(origins) == 0:
+                raise UrbanstError(
+                    f"dataset {data.name!r}: the {split} split ({last - first} steps) holds no window of "
+                    f"{self.history} + {self.horizon} steps with an observed target; shorten history/horizon or change --split"
+                )
+            out[split] = ForecastWindows(series, origins, self.history, self.horizon, lags)
+        return out
+
+    def data_spec(self, data: STData):
+        from urbanst.models.base import DataSpec
+
+        return DataSpec(
+            dataset=data.name,
+            num_units=data.num_units,
+            num_channels=data.num_channels,
+            history=self.history,
+            horizon=self.horizon,
+            steps_per_day=data.steps_per("day"),
+            lags=list(self.available_lags(data)),
+            grid_shape=data.grid_shape if data.grid_shape and data.num_units == data.grid_shape[0] * data.grid_shape[1] else None,
+            attributes=list(data.attributes),
+        )
+
+    def describe(self) -> dict:
+        return {"task": self.name, "history": self.history, "horizon": self.horizon, "split": self.split.describe()}
