@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--models", type=_csv, default=["ha", "last", "seasonal", "ridge"],
                        help="comma-separated model names; 'seasonal' means seasonal_day,seasonal_week")
     bench.add_argument("--output", help="folder for results.json, results.md and plots")
+    bench.add_argument("--time-budget", type=float, help="seconds of training per trained model (default: no limit)")
+    bench.add_argument("--max-epochs", type=int, default=50)
     _add_protocol(bench)
     _add_data_dir(bench)
 
@@ -119,6 +121,8 @@ def _benchmark(args) -> int:
         split=SplitRule.parse(args.split),
         seed=args.seed,
         batch_size=args.batch_size,
+        time_budget=args.time_budget,
+        max_epochs=args.max_epochs,
         output=Path(args.output) if args.output else None,
         data_dir=args.data_dir,
     )

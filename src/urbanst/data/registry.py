@@ -66,7 +66,7 @@ def load_dataset(name: str, root: str | Path | None = None) -> STData:
     return _load_cached(name, str(data_dir(root)))
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=32)
 def _load_cached(name: str, root: str) -> STData:
     specs = builtin_datasets()
     if name in specs:

@@ -36,6 +36,8 @@ _NUMPY_TYPE_MODULES = {"numpy", "numpy.dtypes"}
 
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
+        if module.startswith("numpy.core"):  # pickles from NumPy 1 name the module NumPy 2 calls numpy._core
+            module = "numpy._core" + module[len("numpy.core"):]
         if (module, name) in _ALLOWED or (module in _NUMPY_TYPE_MODULES and _is_numpy_type(module, name)):
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refused to load {module}.{name}: only NumPy arrays and plain containers are allowed")

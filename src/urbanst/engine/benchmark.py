@@ -12,10 +12,10 @@ from urbanst import __version__
 from urbanst.data.registry import load_dataset
 from urbanst.data.splits import SplitRule
 from urbanst.engine.evaluate import evaluate_forecast
+from urbanst.engine.train import TrainConfig, train
 from urbanst.evaluation.plots import plot_error_per_step, plot_forecasts
 from urbanst.evaluation.records import ResultRecord
 from urbanst.evaluation.tables import protocol_line, results_table
-from urbanst.errors import UrbanstError
 from urbanst.io import write_json_atomic, write_text_atomic
 from urbanst.models.base import model_class
 from urbanst.tasks.forecast import ForecastTask
@@ -32,6 +32,8 @@ class BenchmarkConfig:
     split: SplitRule = field(default_factory=SplitRule)
     seed: int = 0
     batch_size: int = 64
+    time_budget: float | None = None  # seconds of training per model trained by gradient
+    max_epochs: int = 50
     output: Path | None = None
     data_dir: str | None = None
     progress: bool = True
@@ -62,8 +64,17 @@ def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
         model.scaler = scaler
         start = time.perf_counter()
         if model.trains_by_gradient:
-            raise UrbanstError(f"model {name!r} is trained by gradient; training arrives with the engine")
-        model.fit_closed_form(windows["train"])
+            train_cfg = TrainConfig(
+                max_epochs=cfg.max_epochs,
+                batch_size=cfg.batch_size,
+                time_budget=cfg.time_budget,
+                seed=cfg.seed,
+                output=None if cfg.output is None else Path(cfg.output) / "runs" / name,
+                progress=cfg.progress,
+            )
+            train(model, windows["train"], windows["val"], train_cfg)
+        else:
+            model.fit_closed_form(windows["train"])
         train_seconds = time.perf_counter() - start
         result = evaluate_forecast(model, windows["test"], cfg.batch_size, progress=cfg.progress)
         metrics = dict(result.metrics)

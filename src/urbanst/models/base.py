@@ -73,6 +73,7 @@ class STModel(nn.Module):
     config_class: ClassVar[type]
     family: ClassVar[str] = "deep"  # "baseline" models are fit in closed form, not by gradient
     trains_by_gradient: ClassVar[bool] = True
+    default_lr: ClassVar[float] = 1e-3
 
     def __init__(self, config):
         super().__init__()
@@ -93,6 +94,14 @@ class STModel(nn.Module):
         if unknown:
             raise UrbanstError(f"model {cls.name!r} has no option {unknown}; its options are {sorted(known)}")
         return cls.config_class(**{**base, **options})
+
+    # -- training -------------------------------------------------------------------------
+    def training_loss(self, batch: dict) -> torch.Tensor:
+        """Masked MAE in scaled units between the forecast and the scored targets."""
+        from urbanst.tasks.losses import masked_mae
+
+        target = self.scaler.transform(batch["y"])
+        return masked_mae(self(batch), target, batch["target_mask"])
 
     # -- closed-form fitting (baselines) ------------------------------------------------
     def fit_closed_form(self, train_windows) -> None:

@@ -1,0 +1,60 @@
+"""The one LightningModule: it holds a zoo model and asks it for its loss; Lightning runs the loop."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from urbanst.evaluation.metrics import RegressionMetrics
+
+OBJECTIVES = ("forecast", "pretrain")
+
+
+class STModule(L.LightningModule):
+    """Trains ``model`` on its own loss and scores validation in original units.
+
+    ``objective="forecast"`` uses ``model.training_loss`` and monitors validation MAE;
+    ``objective="pretrain"`` uses ``model.pretrain_loss`` (masked reconstruction) and
+    monitors its validation value.
+    """
+
+    def __init__(self, model, lr: float, weight_decay: float = 1e-4, objective: str = "forecast", seed: int = 0):
+        super().__init__()
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}")
+        self.model = model
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.objective = objective
+        self.seed = seed
+        if objective == "forecast":
+            self.val_metric = RegressionMetrics(model.config.horizon)
+
+    def _loss(self, batch: dict) -> torch.Tensor:
+        return self.model.training_loss(batch) if self.objective == "forecast" else self.model.pretrain_loss(batch)
+
+    def on_train_epoch_start(self) -> None:
+        # Randomness within an epoch depends only on (seed, epoch), so a run resumed from an
+        # end-of-epoch checkpoint repeats exactly what the uninterrupted run would have done.
+        torch.manual_seed(self.seed * 100_003 + self.current_epoch)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self._loss(batch)
+        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=batch["x"].shape[0], sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        if self.objective == "forecast":
+            pred = self.model.scaler.inverse(self.model(batch))
+            self.val_metric.update(pred, batch["y"], batch["target_mask"])
+        else:
+            self.log("val_score", self._loss(batch), batch_size=batch["x"].shape[0], sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.objective == "forecast":
+            self.log("val_score", self.val_metric.compute()["mae"], prog_bar=True)
+            self.val_metric.reset()
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)

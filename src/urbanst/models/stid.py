@@ -1,0 +1,82 @@
+"""STID (Shao et al., CIKM 2022): an MLP over each unit's history with identity embeddings.
+
+Each unit's history (and, when the data have a day or week, its values at the same slot
+one day / week before each target step) is flattened and embedded, joined with a learned
+embedding of the unit, of the time of day and of the day of week, and passed through
+residual MLP layers to the whole horizon at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from urbanst.models.base import STModel, register_model
+
+
+@dataclass
+class STIDConfig:
+    num_units: int
+    num_channels: int
+    history: int
+    horizon: int
+    steps_per_day: int | None = None
+    lags: list[str] = field(default_factory=list)
+    embed_dim: int = 32
+    num_layers: int = 3
+    dropout: float = 0.1
+    use_periodic: bool = True
+
+
+class _ResidualMLP(nn.Module):
+    def __init__(self, dim: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.net(x)
+
+
+@register_model
+class STID(STModel):
+    name = "stid"
+    config_class = STIDConfig
+    default_lr = 2e-3
+
+    def __init__(self, config: STIDConfig):
+        super().__init__(config)
+        c = config
+        periodic = len(c.lags) * c.horizon if c.use_periodic else 0
+        self.series_embed = nn.Linear((c.history + periodic) * c.num_channels, c.embed_dim)
+        self.unit_embed = nn.Parameter(torch.empty(c.num_units, c.embed_dim))
+        nn.init.xavier_uniform_(self.unit_embed)
+        parts = 2
+        if c.steps_per_day and c.steps_per_day > 1:
+            self.tod_embed = nn.Embedding(c.steps_per_day, c.embed_dim)
+            parts += 1
+        if c.steps_per_day:
+            self.dow_embed = nn.Embedding(7, c.embed_dim)
+            parts += 1
+        hidden = parts * c.embed_dim
+        self.encoder = nn.Sequential(*[_ResidualMLP(hidden, c.dropout) for _ in range(c.num_layers)])
+        self.head = nn.Linear(hidden, c.horizon * c.num_channels)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        c = self.config
+        x = batch["x"]
+        B, H, N, C = x.shape
+        inputs = [rearrange(x, "b h n c -> b n (h c)")]
+        if c.use_periodic and c.lags:
+            inputs.append(rearrange(batch["periodic"], "b k p n c -> b n (k p c)"))
+        parts = [self.series_embed(torch.cat(inputs, -1)), self.unit_embed.expand(B, -1, -1)]
+        last_tod, last_dow = batch["time_of_day"][:, H - 1], batch["day_of_week"][:, H - 1]
+        if hasattr(self, "tod_embed"):
+            slot = torch.round(last_tod * c.steps_per_day).long() % c.steps_per_day
+            parts.append(self.tod_embed(slot)[:, None].expand(-1, N, -1))
+        if hasattr(self, "dow_embed"):
+            parts.append(self.dow_embed(last_dow)[:, None].expand(-1, N, -1))
+        hidden = self.encoder(torch.cat(parts, -1))
+        return rearrange(self.head(hidden), "b n (p c) -> b p n c", p=c.horizon, c=C)
