@@ -17,9 +17,9 @@ class StandardScaler:
 
     @classmethod
     def fit(cls, values: np.ndarray, mask: np.ndarray) -> StandardScaler:
-        """Fit on ``values[mask]`` per channel (last axis); channels with no observation are refused."""
+        """Fit on the finite ``values[mask]`` per channel (last axis); channels with no observation are refused."""
         values = np.asarray(values, dtype=np.float64).reshape(-1, values.shape[-1])
-        mask = np.asarray(mask, dtype=bool).reshape(values.shape)
+        mask = np.asarray(mask, dtype=bool).reshape(values.shape) & np.isfinite(values)  # NaN/inf count as missing
         count = mask.sum(0)
         if (count == 0).any():
             raise UrbanstError(f"cannot fit the scaler: channel(s) {np.flatnonzero(count == 0).tolist()} have no observed training value")

@@ -29,7 +29,10 @@ class SplitRule:
     @classmethod
     def parse(cls, text: str) -> SplitRule:
         """Read ``"70/10/20"`` or ``"0.7,0.1"``."""
-        parts = [float(p) for p in text.replace("/", ",").split(",") if p.strip()]
+        try:
+            parts = [float(p) for p in text.replace("/", ",").split(",") if p.strip()]
+        except ValueError:
+            raise UrbanstError(f"cannot read split {text!r}: use e.g. 70/10/20") from None
         if len(parts) == 3 and abs(sum(parts) - 100) < 1e-6:
             parts = [p / 100 for p in parts]
         if len(parts) not in (2, 3):

@@ -7,7 +7,7 @@ N units, C channels, K periodic lags):
     input_mask     [B, H, N, C]  True where x holds a real observation
     y              [B, P, N, C]  targets in original units, 0 where not scored
     target_mask    [B, P, N, C]  True where y is scored
-    periodic       [B, K, P, N, C]  scaled value at the same slot one day / week earlier
+    periodic       [B, K, P, N, C]  scaled value at the same slot one day / week earlier, 0 where masked
     periodic_mask  [B, K, P, N, C]  (always at or before the last input step)
     time_of_day    [B, H + P]    in [0, 1)
     day_of_week    [B, H + P]    Monday = 0
@@ -93,8 +93,10 @@ class ForecastWindows(Dataset):
             look = future[:, None, :] - back[None]  # [B, K, P]
             valid = look >= 0
             look = look.clamp(min=0)
-            batch["periodic"] = s.scaled[look]
-            batch["periodic_mask"] = s.mask[look] & valid[..., None, None]
+            periodic_mask = s.mask[look] & valid[..., None, None]
+            # like x: 0 wherever the mask is False, including lags that fall before the series start
+            batch["periodic"] = torch.where(periodic_mask, s.scaled[look], torch.zeros(()))
+            batch["periodic_mask"] = periodic_mask
         return batch
 
 

@@ -16,6 +16,7 @@ from urbanst.engine.train import TrainConfig, train
 from urbanst.evaluation.plots import plot_error_per_step, plot_forecasts
 from urbanst.evaluation.records import ResultRecord
 from urbanst.evaluation.tables import protocol_line, results_table
+from urbanst.errors import UrbanstError
 from urbanst.io import write_json_atomic, write_text_atomic
 from urbanst.models.base import model_class
 from urbanst.tasks.forecast import ForecastTask
@@ -38,8 +39,14 @@ class BenchmarkConfig:
     data_dir: str | None = None
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise UrbanstError(f"batch size must be >= 1, got {self.batch_size}")
+
 
 def expand_models(names: list[str]) -> list[str]:
+    if not names:
+        raise UrbanstError("no model given: name at least one, e.g. --models ha,last,seasonal")
     out: list[str] = []
     for name in names:
         for m in MODEL_GROUPS.get(name, [name]):

@@ -1,0 +1,39 @@
+"""Pretrained language-model backbones: loading (:mod:`.loading`), freezing policies
+(:mod:`.freezing`) and saving only what trains (:mod:`.saving`, whose docstring shows how a
+model uses a backbone)."""
+
+from urbanst.backbones.freezing import (
+    POLICY_FORMS,
+    FreezingPolicy,
+    apply_freezing,
+    parse_policy,
+    trainable_summary,
+    trained_parameter_names,
+)
+from urbanst.backbones.loading import FAMILIES, Backbone, build_tiny_backbone, load_backbone, save_backbone
+from urbanst.backbones.saving import (
+    backbone_state_to_save,
+    build_backbone,
+    load_adapter,
+    save_adapter,
+    state_to_save_with_backbone,
+)
+
+__all__ = [
+    "FAMILIES",
+    "POLICY_FORMS",
+    "Backbone",
+    "FreezingPolicy",
+    "apply_freezing",
+    "backbone_state_to_save",
+    "build_backbone",
+    "build_tiny_backbone",
+    "load_adapter",
+    "load_backbone",
+    "parse_policy",
+    "save_adapter",
+    "save_backbone",
+    "state_to_save_with_backbone",
+    "trainable_summary",
+    "trained_parameter_names",
+]
