@@ -12,6 +12,12 @@ N units, C channels, K periodic lags):
     time_of_day    [B, H + P]    in [0, 1)
     day_of_week    [B, H + P]    Monday = 0
     origin         [B]           index of the first target step in the series
+    scale_mean     [B, C]        the scaler of the window's dataset: scaled = (value - mean) / std
+    scale_std      [B, C]
+
+Each window carries its dataset's scaler, so one batch stream may mix datasets (pre-training,
+zero-shot) and every loss and metric still scales the right way: use :func:`to_scaled` and
+:func:`to_original`.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ class SeriesTensors:
         self.mask = mask
         self.raw = raw
         self.scaled = torch.where(mask, scaler.transform(raw), torch.zeros(()))
+        self.scale_mean = torch.as_tensor(scaler.mean, dtype=torch.float32)
+        self.scale_std = torch.as_tensor(scaler.std, dtype=torch.float32)
         tod, dow = data.time_features()
         self.time_of_day = torch.from_numpy(tod)
         self.day_of_week = torch.from_numpy(dow)
@@ -86,6 +94,8 @@ class ForecastWindows(Dataset):
             "time_of_day": s.time_of_day[torch.cat([past, future], 1)],
             "day_of_week": s.day_of_week[torch.cat([past, future], 1)],
             "origin": origin,
+            "scale_mean": s.scale_mean.expand(len(origin), -1),
+            "scale_std": s.scale_std.expand(len(origin), -1),
         }
         if self.lags:
             steps = torch.arange(self.horizon)
@@ -98,6 +108,21 @@ class ForecastWindows(Dataset):
             batch["periodic"] = torch.where(periodic_mask, s.scaled[look], torch.zeros(()))
             batch["periodic_mask"] = periodic_mask
         return batch
+
+
+def _per_channel(batch: dict, values: torch.Tensor, key: str) -> torch.Tensor:
+    stat = batch[key]  # [B, C]
+    return stat.view(stat.shape[0], *([1] * (values.dim() - 2)), stat.shape[1]).to(values.dtype)
+
+
+def to_scaled(batch: dict, values: torch.Tensor) -> torch.Tensor:
+    """Original units -> the scaled units models work in, with each window's own scaler."""
+    return (values - _per_channel(batch, values, "scale_mean")) / _per_channel(batch, values, "scale_std")
+
+
+def to_original(batch: dict, values: torch.Tensor) -> torch.Tensor:
+    """Scaled model output -> original units, with each window's own scaler."""
+    return values * _per_channel(batch, values, "scale_std") + _per_channel(batch, values, "scale_mean")
 
 
 def forecast_origins(first: int, last: int, history: int, horizon: int, mask: torch.Tensor, stride: int = 1) -> np.ndarray:

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from urbanst.data.windows import collate_batch
+from urbanst.data.windows import collate_batch, to_original
 from urbanst.evaluation.metrics import RegressionMetrics
 
 
@@ -32,7 +32,6 @@ def evaluate_forecast(model, windows, batch_size: int = 64, plot_units: int = 3,
                       device: str | torch.device = "cpu", progress: bool = True) -> Evaluation:
     model.eval()
     model.to(device)
-    scaler = model.scaler
     num_channels = windows.series.raw.shape[-1]
     metric = RegressionMetrics(windows.horizon, num_channels=num_channels)
     units = _busiest_units(windows, plot_units)
@@ -41,7 +40,7 @@ def evaluate_forecast(model, windows, batch_size: int = 64, plot_units: int = 3,
     seen = 0
     for batch in tqdm(loader(windows, batch_size), desc=f"evaluate {model.name}", leave=False, disable=not progress):
         batch = {k: v.to(device) for k, v in batch.items()}
-        pred = scaler.inverse(model(batch))
+        pred = to_original(batch, model(batch))
         metric.update(pred, batch["y"], batch["target_mask"])
         if seen < plot_windows:
             take = min(plot_windows - seen, pred.shape[0])

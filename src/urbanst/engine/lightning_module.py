@@ -5,6 +5,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from urbanst.data.windows import to_original
 from urbanst.evaluation.metrics import RegressionMetrics
 
 OBJECTIVES = ("forecast", "pretrain")
@@ -45,7 +46,7 @@ class STModule(L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         if self.objective == "forecast":
-            pred = self.model.scaler.inverse(self.model(batch))
+            pred = to_original(batch, self.model(batch))
             self.val_metric.update(pred, batch["y"], batch["target_mask"])
         else:
             self.log("val_score", self._loss(batch), batch_size=batch["x"].shape[0], sync_dist=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -42,6 +43,9 @@ class DataSpec:
     lags: list[str] = field(default_factory=list)  # names of the periodic lags, in batch order
     grid_shape: tuple[int, int] | None = None
     attributes: list[str] = field(default_factory=list)
+    # Spatial structure for models that build priors from it (stored by them as buffers, not in config).
+    adjacency: np.ndarray | None = field(default=None, repr=False)
+    coords: np.ndarray | None = field(default=None, repr=False)
 
 
 _MODELS: dict[str, type[STModel]] = {}
@@ -84,12 +88,17 @@ class STModel(nn.Module):
     @classmethod
     def build(cls, spec: DataSpec, **options: Any) -> STModel:
         """A model for data shaped like ``spec``; ``options`` override config fields."""
-        return cls(cls.make_config(spec, **options))
+        model = cls(cls.make_config(spec, **options))
+        model.init_from_data(spec)
+        return model
+
+    def init_from_data(self, spec: DataSpec) -> None:
+        """Set data-derived buffers (e.g. spatial priors from ``spec.adjacency``); they are saved with the weights."""
 
     @classmethod
     def make_config(cls, spec: DataSpec, **options: Any):
         known = {f.name for f in dataclasses.fields(cls.config_class)}
-        base = {k: v for k, v in dataclasses.asdict(spec).items() if k in known}
+        base = {k: getattr(spec, k) for k in known if hasattr(spec, k)}
         unknown = sorted(set(options) - known)
         if unknown:
             raise UrbanstError(f"model {cls.name!r} has no option {unknown}; its options are {sorted(known)}")
@@ -98,10 +107,10 @@ class STModel(nn.Module):
     # -- training -------------------------------------------------------------------------
     def training_loss(self, batch: dict) -> torch.Tensor:
         """Masked MAE in scaled units between the forecast and the scored targets."""
+        from urbanst.data.windows import to_scaled
         from urbanst.tasks.losses import masked_mae
 
-        target = self.scaler.transform(batch["y"])
-        return masked_mae(self(batch), target, batch["target_mask"])
+        return masked_mae(self(batch), to_scaled(batch, batch["y"]), batch["target_mask"])
 
     # -- closed-form fitting (baselines) ------------------------------------------------
     def fit_closed_form(self, train_windows) -> None:

@@ -69,6 +69,8 @@ class ForecastTask:
             lags=list(self.available_lags(data)),
             grid_shape=data.grid_shape if data.grid_shape and data.num_units == data.grid_shape[0] * data.grid_shape[1] else None,
             attributes=list(data.attributes),
+            adjacency=data.adjacency,
+            coords=data.coords,
         )
 
     def describe(self) -> dict:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from tqdm.auto import tqdm
 
+from urbanst.data.windows import to_scaled
 from urbanst.models.base import STModel, register_model
 
 
@@ -64,12 +65,11 @@ class Ridge(STModel):
         Fn, P = self.num_features, self.config.horizon
         gram = torch.zeros(P, Fn, Fn, dtype=torch.float64)
         moment = torch.zeros(P, Fn, dtype=torch.float64)
-        scaler = train_windows.series.scaler
         size = self.config.batch_size
         for start in tqdm(range(0, len(train_windows), size), desc="ridge fit", leave=False):
             batch = train_windows.__getitems__(list(range(start, min(start + size, len(train_windows)))))
             feats = rearrange(self.features(batch), "b p n c f -> p (b n c) f").double()
-            target = rearrange(scaler.transform(batch["y"]), "b p n c -> p (b n c)").double()
+            target = rearrange(to_scaled(batch, batch["y"]), "b p n c -> p (b n c)").double()
             keep = rearrange(batch["target_mask"], "b p n c -> p (b n c)").double()
             weighted = feats * keep.unsqueeze(-1)
             gram += weighted.transpose(1, 2) @ feats
