@@ -1,7 +1,9 @@
 """The ``urbanst`` command.
 
 User errors (unknown names, bad values, missing or hostile files) end with one line on
-stderr and exit status 2; ``--debug`` shows the traceback instead.
+stderr and exit status 2; ``--debug`` shows the traceback instead. Commands that take
+many settings also read them from ``--config FILE.yaml`` (keys are the flag names with
+``_`` for ``-``); flags given on the command line win.
 """
 
 from __future__ import annotations
@@ -23,16 +25,54 @@ def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _add_data_dir(p: argparse.ArgumentParser) -> None:
+def _option(text: str) -> tuple[str, object]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), yaml.safe_load(value)
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
+# -- argument groups ------------------------------------------------------------------------------
+def _add_data_dir(p) -> None:
     p.add_argument("--data-dir", help="folder holding the datasets (default: $URBANST_DATA, else ~/.cache/urbanst/data)")
 
 
-def _add_protocol(p: argparse.ArgumentParser, history: int = 12, horizon: int = 12) -> None:
-    p.add_argument("--history", type=int, default=history, help=f"input steps (default {history})")
-    p.add_argument("--horizon", type=int, default=horizon, help=f"steps to forecast (default {horizon})")
+def _add_protocol(p) -> None:
+    p.add_argument("--history", type=int, default=12, help="input steps (default 12)")
+    p.add_argument("--horizon", type=int, default=12, help="steps to forecast (default 12)")
     p.add_argument("--split", default="70/10/20", help="chronological train/val/test shares (default 70/10/20)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)
+
+
+def _add_shots(p) -> None:
+    p.add_argument("--shots", choices=["full", "few", "zero"], default="full",
+                   help="full: all target training windows; few: the most recent --few-ratio of them; zero: train on --source only")
+    p.add_argument("--few-ratio", type=_positive(float), help="share of the target's training windows for --shots few")
+    p.add_argument("--source", type=_csv, default=[], help="datasets to train on for --shots zero (comma-separated)")
+
+
+def _add_training(p) -> None:
+    p.add_argument("--time-budget", type=_positive(float), help="seconds of training per trained model (default: no limit)")
+    p.add_argument("--max-epochs", type=_positive(int), default=50)
+    p.add_argument("--lr", type=_positive(float), help="learning rate (default: the model's own)")
+    p.add_argument("--patience", type=_positive(int), default=5, help="validations without improvement before stopping")
+    p.add_argument("--accelerator", default="cpu", help="Lightning accelerator: cpu, gpu, auto (default cpu)")
+    p.add_argument("--devices", default="1", help="Lightning devices, e.g. 1, 2 or auto")
+    p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp, fsdp (default auto)")
+    p.add_argument("--config", help="YAML file with any of these settings")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
-    demo = sub.add_parser("demo", help="benchmark the baselines on the synthetic city (about a minute)")
+    demo = sub.add_parser("demo", help="baselines and STID on the synthetic city (about a minute)")
     demo.add_argument("--output", default="outputs/demo", help="where to write results (default outputs/demo)")
 
     bench = sub.add_parser("benchmark", help="train and score models next to the baselines; print a table")
@@ -49,10 +89,54 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--models", type=_csv, default=["ha", "last", "seasonal", "ridge"],
                        help="comma-separated model names; 'seasonal' means seasonal_day,seasonal_week")
     bench.add_argument("--output", help="folder for results.json, results.md and plots")
-    bench.add_argument("--time-budget", type=float, help="seconds of training per trained model (default: no limit)")
-    bench.add_argument("--max-epochs", type=int, default=50)
     _add_protocol(bench)
+    _add_shots(bench)
+    _add_training(bench)
     _add_data_dir(bench)
+
+    fit = sub.add_parser("fit", help="train one model, save it, and score it on the test split")
+    fit.add_argument("--dataset", required=True)
+    fit.add_argument("--model", required=True)
+    fit.add_argument("--output", required=True, help="run folder: model/, checkpoints/, logs/, results.json")
+    fit.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                     help="model config override, repeatable (see `urbanst models info NAME`)")
+    fit.add_argument("--init", help="a saved model folder to start from (fine-tuning / prompt tuning)")
+    fit.add_argument("--resume", help="a Lightning checkpoint of this run to continue from")
+    _add_protocol(fit)
+    _add_shots(fit)
+    _add_training(fit)
+    _add_data_dir(fit)
+
+    pre = sub.add_parser("pretrain", help="masked pre-training of one model over several datasets")
+    pre.add_argument("--datasets", type=_csv, required=True)
+    pre.add_argument("--model", default="unist")
+    pre.add_argument("--output", required=True)
+    pre.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE")
+    pre.add_argument("--resume")
+    _add_protocol(pre)
+    _add_training(pre)
+    _add_data_dir(pre)
+
+    ev = sub.add_parser("evaluate", help="score a saved model on a dataset's split")
+    ev.add_argument("--model", required=True, help="a saved model folder")
+    ev.add_argument("--dataset", required=True)
+    ev.add_argument("--split", dest="eval_split", choices=["val", "test"], default="test")
+    ev.add_argument("--output", help="write results.json here")
+    ev.add_argument("--batch-size", type=int, default=64)
+    _add_data_dir(ev)
+
+    pr = sub.add_parser("predict", help="write forecasts (NPZ and CSV) from a saved model")
+    pr.add_argument("--model", required=True, help="a saved model folder")
+    pr.add_argument("--dataset", required=True)
+    pr.add_argument("--split", dest="eval_split", choices=["future", "val", "test"], default="future",
+                    help="future: the next horizon steps after the data end (default); val/test: every window")
+    pr.add_argument("--output", required=True, help="folder for forecasts.npz and forecasts.csv")
+    pr.add_argument("--batch-size", type=int, default=64)
+    _add_data_dir(pr)
+
+    models = sub.add_parser("models", help="the model zoo")
+    models_sub = models.add_subparsers(dest="models_command", parser_class=_Parser)
+    models_sub.add_parser("list", help="every model with its family")
 
     data = sub.add_parser("data", help="list, inspect, import and download datasets")
     data_sub = data.add_subparsers(dest="data_command", parser_class=_Parser)
@@ -77,11 +161,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "config", None):
+        args = _with_yaml_defaults(parser, argv, args.config)
+    return args
+
+
+def _with_yaml_defaults(parser: argparse.ArgumentParser, argv, path: str) -> argparse.Namespace:
+    import yaml
+
     try:
-        return _dispatch(parser, args)
+        settings = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        parser.exit(2, f"urbanst: error: config file not found: {path}\n")
+    except yaml.YAMLError as err:
+        parser.exit(2, f"urbanst: error: cannot read {path}: {str(err).splitlines()[0]}\n")
+    if not isinstance(settings, dict):
+        parser.exit(2, f"urbanst: error: {path} must hold a mapping of settings\n")
+    command = (argv if argv is not None else sys.argv[1:])
+    sub = parser._subparsers._group_actions[0].choices[next(a for a in command if not a.startswith("-"))]
+    known = {a.dest for a in sub._actions}
+    settings = {k.replace("-", "_"): v for k, v in settings.items()}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        parser.exit(2, f"urbanst: error: {path}: unknown settings {unknown}\n")
+    for action in sub._actions:  # YAML values go through the same parsing as flags
+        if action.dest in settings and action.type is not None and isinstance(settings[action.dest], str):
+            settings[action.dest] = action.type(settings[action.dest])
+        if action.dest in settings:
+            action.required = False
+    sub.set_defaults(**settings)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return _dispatch(args)
     except UrbanstError as err:
         if args.debug:
             raise
@@ -92,58 +210,153 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _dispatch(parser: argparse.ArgumentParser, args) -> int:
+def _dispatch(args) -> int:
     if args.version:
         from urbanst import __version__
 
         print(__version__)
         return 0
-    if args.command == "demo":
-        return _demo(args)
-    if args.command == "benchmark":
-        return _benchmark(args)
-    if args.command == "data":
-        return _data(args)
-    parser.print_help()
+    handlers = {"demo": _demo, "benchmark": _benchmark, "fit": _fit, "pretrain": _pretrain, "evaluate": _evaluate,
+                "predict": _predict, "models": _models, "data": _data}
+    if args.command in handlers:
+        return handlers[args.command](args)
+    build_parser().print_help()
     return 0
 
 
-def _benchmark(args) -> int:
+# -- commands ---------------------------------------------------------------------------------------
+def _train_config(args, output: Path | None):
+    from urbanst.engine.train import TrainConfig
+
+    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
+    return TrainConfig(
+        max_epochs=args.max_epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+        time_budget=args.time_budget, accelerator=args.accelerator, devices=devices, strategy=args.strategy,
+        seed=args.seed, resume=getattr(args, "resume", None), output=output,
+    )
+
+
+def _experiment(args):
     from urbanst.data.splits import SplitRule
-    from urbanst.engine.benchmark import BenchmarkConfig, run_benchmark
+    from urbanst.engine.experiment import ExperimentConfig
+
+    return ExperimentConfig(
+        dataset=args.dataset, history=args.history, horizon=args.horizon, split=SplitRule.parse(args.split),
+        shots=args.shots, few_ratio=args.few_ratio, sources=args.source, seed=args.seed, batch_size=args.batch_size,
+        data_dir=args.data_dir,
+    )
+
+
+def _print_records(records: list[dict]) -> None:
     from urbanst.evaluation.tables import protocol_line, results_table
 
+    print(protocol_line(records[0]))
+    print(results_table(records))
+
+
+def _benchmark(args) -> int:
+    from urbanst.engine.benchmark import BenchmarkConfig, run_benchmark
+
+    exp = _experiment(args)
     cfg = BenchmarkConfig(
-        dataset=args.dataset,
-        models=args.models,
-        history=args.history,
-        horizon=args.horizon,
-        split=SplitRule.parse(args.split),
-        seed=args.seed,
-        batch_size=args.batch_size,
-        time_budget=args.time_budget,
-        max_epochs=args.max_epochs,
-        output=Path(args.output) if args.output else None,
+        dataset=exp.dataset, models=args.models, history=exp.history, horizon=exp.horizon, split=exp.split,
+        shots=exp.shots, few_ratio=exp.few_ratio, sources=exp.sources, seed=exp.seed, batch_size=exp.batch_size,
+        time_budget=args.time_budget, max_epochs=args.max_epochs, output=Path(args.output) if args.output else None,
         data_dir=args.data_dir,
     )
     records = run_benchmark(cfg)
-    print(protocol_line(records[0]))
-    print(results_table(records))
-    if cfg.output:
-        print(f"results written to {cfg.output}/ (results.json, results.md, error_per_step.png, forecasts.png)")
+    if records:
+        _print_records(records)
+        if cfg.output:
+            print(f"results written to {cfg.output}/ (results.json, results.md, error_per_step.png, forecasts.png)")
     return 0
 
 
 def _demo(args) -> int:
     from urbanst.engine.benchmark import BenchmarkConfig, run_benchmark
-    from urbanst.evaluation.tables import protocol_line, results_table
 
-    print("urbanst demo: baselines on the synthetic city (synthetic_grid), 12 steps in, 12 out")
-    cfg = BenchmarkConfig(dataset="synthetic_grid", models=["ha", "last", "seasonal", "ridge"], output=Path(args.output))
-    records = run_benchmark(cfg)
-    print(protocol_line(records[0]))
-    print(results_table(records))
+    print("urbanst demo: baselines and STID on the synthetic city (synthetic_grid), 12 steps in, 12 out")
+    cfg = BenchmarkConfig(dataset="synthetic_grid", models=["ha", "last", "seasonal", "ridge", "stid"],
+                          time_budget=60, output=Path(args.output))
+    _print_records(run_benchmark(cfg))
     print(f"results written to {args.output}/")
+    return 0
+
+
+def _fit(args) -> int:
+    from urbanst.engine.experiment import prepare, run_model
+    from urbanst.io import write_json_atomic
+
+    output = Path(args.output)
+    prepared = prepare(_experiment(args))
+    model, record, _, _ = run_model(args.model, prepared, _train_config(args, output), init=args.init, **dict(args.option))
+    if record is None:  # a non-zero rank of a distributed run
+        return 0
+    protocol = {"dataset": prepared.data.name, "history": args.history, "horizon": args.horizon, "split": args.split,
+                "shots": args.shots, "sources": args.source, "few_ratio": args.few_ratio}
+    model.save_pretrained(output / "model", extra={"trained_on": protocol})
+    write_json_atomic(output / "results.json", [record])
+    _print_records([record])
+    print(f"model saved to {output / 'model'}; checkpoints in {output / 'checkpoints'}")
+    return 0
+
+
+def _pretrain(args) -> int:
+    from urbanst.engine.pretrain import pretrain
+    from urbanst.tasks.forecast import ForecastTask
+    from urbanst.data.splits import SplitRule
+
+    output = Path(args.output)
+    task = ForecastTask(args.history, args.horizon, SplitRule.parse(args.split))
+    model, result = pretrain(args.model, args.datasets, task, _train_config(args, output), args.data_dir, **dict(args.option))
+    if not result.is_global_zero:
+        return 0
+    model.save_pretrained(output / "model", extra={"pretrained_on": args.datasets})
+    print(f"pre-trained {args.model} on {', '.join(args.datasets)} for {result.epochs} epoch(s), "
+          f"best validation loss {result.best_score}; saved to {output / 'model'}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from urbanst.engine.experiment import prepare_saved, score
+    from urbanst.io import write_json_atomic
+
+    model, prepared = prepare_saved(args.model, args.dataset, args.data_dir, args.batch_size)
+    record, _ = score(model, prepared, 0.0, split=args.eval_split)
+    _print_records([record])
+    if args.output:
+        write_json_atomic(Path(args.output) / "results.json", [record])
+    return 0
+
+
+def _predict(args) -> int:
+    import numpy as np
+
+    from urbanst.engine.experiment import prepare_saved
+    from urbanst.engine.predict import future_windows, predict_windows, write_forecasts
+
+    model, prepared = prepare_saved(args.model, args.dataset, args.data_dir, args.batch_size)
+    data, task = prepared.data, prepared.task
+    if args.eval_split == "future":
+        windows, times = future_windows(model, data, prepared.scaler, list(task.available_lags(data).values()))
+        pred = predict_windows(model, windows, args.batch_size)
+        folder = write_forecasts(Path(args.output), data, np.asarray(times)[None], pred)
+        print(f"forecast of {len(times)} steps from {times[0]} to {times[-1]} for {data.num_units} units written to {folder}/")
+        return 0
+    windows = prepared.windows[args.eval_split]
+    pred = predict_windows(model, windows, args.batch_size)
+    index = windows.origins.numpy()[:, None] + np.arange(task.horizon)
+    truth = np.where(data.observed_mask[index], data.values[index], np.nan)
+    folder = write_forecasts(Path(args.output), data, np.asarray(data.timestamps)[index], pred, truth)
+    print(f"{len(pred)} {args.eval_split} forecasts of {task.horizon} steps written to {folder}/")
+    return 0
+
+
+def _models(args) -> int:
+    from urbanst.models.base import model_class, model_names
+
+    rows = [[name, model_class(name).family, (model_class(name).__doc__ or "").strip().splitlines()[0]] for name in model_names()]
+    _print_rows(["model", "family", "description"], rows)
     return 0
 
 

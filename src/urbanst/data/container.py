@@ -145,6 +145,20 @@ class STData:
             eval_mask=None if self.eval_mask is None else self.eval_mask[..., idx],
         )
 
+    def with_future_steps(self, steps: int) -> STData:
+        """The same data followed by ``steps`` unobserved steps: room for a forecast past the last observation."""
+        T, N, C = self.shape
+        future = pd.date_range(self.timestamps[-1] + self.step, periods=steps, freq=self.step)
+        pad = lambda a, fill: None if a is None else np.concatenate([a, np.full((steps, *a.shape[1:]), fill, a.dtype)])  # noqa: E731
+        return replace(
+            self,
+            values=pad(self.values, np.nan),
+            observed_mask=pad(self.observed_mask, False),
+            timestamps=self.timestamps.append(future),
+            exogenous=pad(self.exogenous, np.nan),
+            eval_mask=pad(self.eval_mask, False),
+        )
+
     def summary(self) -> dict:
         T, N, C = self.shape
         return {

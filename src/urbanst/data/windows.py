@@ -141,3 +141,58 @@ def forecast_origins(first: int, last: int, history: int, horizon: int, mask: to
 def collate_batch(batch: dict) -> dict:
     """Windows come out of ``__getitems__`` already batched."""
     return batch
+
+
+class MultiWindows(Dataset):
+    """Several window sets as one stream; a batch never mixes them (their shapes may differ)."""
+
+    def __init__(self, parts: list[Dataset]):
+        if not parts:
+            raise UrbanstError("no window set to combine")
+        self.parts = parts
+        self.offsets = np.cumsum([0] + [len(p) for p in parts])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def locate(self, index: int) -> tuple[int, int]:
+        part = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        return part, index - int(self.offsets[part])
+
+    def __getitem__(self, i: int) -> dict:
+        part, j = self.locate(i)
+        return self.parts[part][j]
+
+    def __getitems__(self, indices) -> dict:
+        located = [self.locate(int(i)) for i in indices]
+        part = located[0][0]
+        if any(p != part for p, _ in located):
+            raise ValueError("a batch of MultiWindows must come from one part; use GroupedBatches")
+        return self.parts[part].__getitems__([j for _, j in located])
+
+
+class GroupedBatches(torch.utils.data.Sampler):
+    """Batches of indices from one part of a :class:`MultiWindows` at a time, shuffled by (seed, epoch)."""
+
+    def __init__(self, windows: MultiWindows, batch_size: int, seed: int = 0, shuffle: bool = True):
+        self.windows, self.batch_size, self.seed, self.shuffle, self.epoch = windows, batch_size, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        batches = []
+        for part, start in zip(self.windows.parts, self.windows.offsets):
+            order = torch.randperm(len(part), generator=generator) if self.shuffle else torch.arange(len(part))
+            idx = (order + int(start)).tolist()
+            batches += [idx[i : i + self.batch_size] for i in range(0, len(idx), self.batch_size)]
+        if self.shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        return batches
+
+    def __iter__(self):
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return sum(-(-len(p) // self.batch_size) for p in self.windows.parts)

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import lightning as L
-
-from urbanst import __version__
-from urbanst.data.registry import load_dataset
 from urbanst.data.splits import SplitRule
-from urbanst.engine.evaluate import evaluate_forecast
-from urbanst.engine.train import TrainConfig, train
+from urbanst.engine.experiment import ExperimentConfig, prepare, run_model
+from urbanst.engine.train import TrainConfig
 from urbanst.evaluation.plots import plot_error_per_step, plot_forecasts
-from urbanst.evaluation.records import ResultRecord
 from urbanst.evaluation.tables import protocol_line, results_table
 from urbanst.errors import UrbanstError
 from urbanst.io import write_json_atomic, write_text_atomic
 from urbanst.models.base import model_class
-from urbanst.tasks.forecast import ForecastTask
 
 MODEL_GROUPS = {"seasonal": ["seasonal_day", "seasonal_week"], "naive": ["last", "seasonal_day", "seasonal_week"]}
 
@@ -31,6 +24,9 @@ class BenchmarkConfig:
     history: int = 12
     horizon: int = 12
     split: SplitRule = field(default_factory=SplitRule)
+    shots: str = "full"
+    few_ratio: float | None = None
+    sources: list[str] = field(default_factory=list)
     seed: int = 0
     batch_size: int = 64
     time_budget: float | None = None  # seconds of training per model trained by gradient
@@ -39,9 +35,20 @@ class BenchmarkConfig:
     data_dir: str | None = None
     progress: bool = True
 
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise UrbanstError(f"batch size must be >= 1, got {self.batch_size}")
+    def experiment(self, shots: str | None = None) -> ExperimentConfig:
+        transfer = (shots or self.shots) != "full"
+        return ExperimentConfig(
+            dataset=self.dataset,
+            history=self.history,
+            horizon=self.horizon,
+            split=self.split,
+            shots=shots or self.shots,
+            few_ratio=self.few_ratio if transfer else None,
+            sources=self.sources if transfer else [],
+            seed=self.seed,
+            batch_size=self.batch_size,
+            data_dir=self.data_dir,
+        )
 
 
 def expand_models(names: list[str]) -> list[str]:
@@ -58,60 +65,28 @@ def expand_models(names: list[str]) -> list[str]:
 
 
 def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
+    """Every model on one protocol. In a few- or zero-shot benchmark the baselines are the target's own
+    (fit on its full training split), so each transfer row stands beside what the target alone achieves."""
     models = expand_models(cfg.models)
-    data = load_dataset(cfg.dataset, cfg.data_dir)
-    task = ForecastTask(cfg.history, cfg.horizon, cfg.split)
-    scaler = task.fit_scaler(data)
-    windows = task.windows(data, scaler)
-    spec = task.data_spec(data)
+    target_own = prepare(cfg.experiment("full"))
+    transfer = prepare(cfg.experiment()) if cfg.shots != "full" else target_own
     records, samples = [], {}
     for name in models:
-        L.seed_everything(cfg.seed, verbose=False)
-        model = model_class(name).build(spec)
-        model.scaler = scaler
-        start = time.perf_counter()
-        if model.trains_by_gradient:
-            train_cfg = TrainConfig(
-                max_epochs=cfg.max_epochs,
-                batch_size=cfg.batch_size,
-                time_budget=cfg.time_budget,
-                seed=cfg.seed,
-                output=None if cfg.output is None else Path(cfg.output) / "runs" / name,
-                progress=cfg.progress,
-            )
-            train(model, windows["train"], windows["val"], train_cfg)
-        else:
-            model.fit_closed_form(windows["train"])
-        train_seconds = time.perf_counter() - start
-        result = evaluate_forecast(model, windows["test"], cfg.batch_size, progress=cfg.progress)
-        metrics = dict(result.metrics)
-        record = ResultRecord(
-            model=name,
-            family=model.family,
-            dataset=data.name,
-            task=task.name,
-            history=task.history,
-            horizon=task.horizon,
-            split=task.split.describe(),
-            scale="per-channel z-score fit on observed training values",
-            shots="full",
-            seed=cfg.seed,
-            urbanst_version=__version__,
-            metrics={k: metrics[k] for k in ("mae", "rmse", "mape", "wape", "count")},
-            per_step=metrics["per_step"],
-            per_channel=metrics.get("per_channel", {}),
-            metric_policy=result.mape_policy,
-            train_seconds=round(train_seconds, 3),
-            inference_seconds=round(result.seconds, 3),
-            parameters=model.num_parameters(),
-            trainable_parameters=model.num_parameters(trainable_only=True),
-            train_windows=len(windows["train"]),
-            test_windows=len(windows["test"]),
-        ).to_dict()
+        prepared = target_own if model_class(name).family == "baseline" else transfer
+        train_cfg = TrainConfig(
+            max_epochs=cfg.max_epochs,
+            batch_size=cfg.batch_size,
+            time_budget=cfg.time_budget,
+            output=None if cfg.output is None else Path(cfg.output) / "runs" / name,
+            progress=cfg.progress,
+        )
+        _, record, evaluation, _ = run_model(name, prepared, train_cfg, progress=cfg.progress)
+        if record is None:  # a non-zero rank of a distributed run
+            return []
         records.append(record)
-        samples[name] = result.sample
+        samples[name] = evaluation.sample
     if cfg.output is not None:
-        write_outputs(records, samples, data, Path(cfg.output))
+        write_outputs(records, samples, target_own.data, Path(cfg.output))
     return records
 
 

@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, Sampler
 
-from urbanst.data.windows import collate_batch
+from urbanst.data.windows import GroupedBatches, MultiWindows, collate_batch
 from urbanst.engine.lightning_module import STModule
 from urbanst.errors import UrbanstError
 
@@ -78,10 +78,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def train_loader(windows, batch_size: int, seed: int) -> DataLoader:
+    if isinstance(windows, MultiWindows):
+        return DataLoader(windows, batch_sampler=GroupedBatches(windows, batch_size, seed), collate_fn=collate_batch)
     return DataLoader(windows, batch_size=batch_size, sampler=EpochShuffle(len(windows), seed), collate_fn=collate_batch)
 
 
 def eval_loader(windows, batch_size: int) -> DataLoader:
+    if isinstance(windows, MultiWindows):
+        return DataLoader(windows, batch_sampler=GroupedBatches(windows, batch_size, shuffle=False), collate_fn=collate_batch)
     return DataLoader(windows, batch_size=batch_size, shuffle=False, collate_fn=collate_batch)
 
 

@@ -78,6 +78,7 @@ class STModel(nn.Module):
     family: ClassVar[str] = "deep"  # "baseline" models are fit in closed form, not by gradient
     trains_by_gradient: ClassVar[bool] = True
     default_lr: ClassVar[float] = 1e-3
+    unit_agnostic: ClassVar[bool] = False  # True when no weight is tied to a particular unit
 
     def __init__(self, config):
         super().__init__()
@@ -94,6 +95,9 @@ class STModel(nn.Module):
 
     def init_from_data(self, spec: DataSpec) -> None:
         """Set data-derived buffers (e.g. spatial priors from ``spec.adjacency``); they are saved with the weights."""
+
+    def start_finetune(self, spec: DataSpec) -> None:
+        """Called when a saved model is trained further on ``spec``'s data (``fit --init``): freeze or reset parts here."""
 
     @classmethod
     def make_config(cls, spec: DataSpec, **options: Any):

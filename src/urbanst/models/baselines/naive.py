@@ -32,6 +32,7 @@ class LastValue(STModel):
     config_class = NaiveConfig
     family = "baseline"
     trains_by_gradient = False
+    unit_agnostic = True
 
     def forward(self, batch: dict) -> torch.Tensor:
         last = last_observed(batch["x"], batch["input_mask"])
@@ -44,6 +45,7 @@ class _Seasonal(STModel):
     config_class = NaiveConfig
     family = "baseline"
     trains_by_gradient = False
+    unit_agnostic = True
     lag: str
 
     def __init__(self, config: NaiveConfig):

@@ -35,6 +35,7 @@ class Ridge(STModel):
     config_class = RidgeConfig
     family = "baseline"
     trains_by_gradient = False
+    unit_agnostic = True
 
     def __init__(self, config: RidgeConfig):
         super().__init__(config)

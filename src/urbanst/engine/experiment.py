@@ -1,0 +1,235 @@
+"""One path from a dataset name to a scored model, shared by ``fit``, ``benchmark`` and ``evaluate``.
+
+Shot settings:
+
+* ``full``: train on all training windows of the target.
+* ``few``: train on the most recent ``few_ratio`` share of the target's training windows
+  (the windows just before validation); the scaler is fit on the steps those windows cover.
+* ``zero``: train on the training windows of the ``sources`` (each scaled by its own
+  training split) and never on a target window. The target is scaled with the statistics
+  of its own training split, inputs only (no test value and no trained-on label is used);
+  the record says so.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import lightning as L
+
+from urbanst import __version__
+from urbanst.data.container import STData
+from urbanst.data.registry import load_dataset
+from urbanst.data.scalers import StandardScaler
+from urbanst.data.splits import SplitRule
+from urbanst.data.windows import MultiWindows
+from urbanst.engine.evaluate import Evaluation, evaluate_forecast
+from urbanst.engine.train import TrainConfig, TrainResult, train
+from urbanst.errors import UrbanstError
+from urbanst.evaluation.records import ResultRecord
+from urbanst.models.base import DataSpec, STModel, model_class
+from urbanst.tasks.forecast import ForecastTask
+
+SHOTS = ("full", "few", "zero")
+SCALE_TEXT = "per-channel z-score fit on observed training values"
+
+
+@dataclass
+class ExperimentConfig:
+    dataset: str
+    history: int = 12
+    horizon: int = 12
+    split: SplitRule = field(default_factory=SplitRule)
+    shots: str = "full"
+    few_ratio: float | None = None
+    sources: list[str] = field(default_factory=list)
+    seed: int = 0
+    batch_size: int = 64
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise UrbanstError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.shots not in SHOTS:
+            raise UrbanstError(f"unknown shot setting {self.shots!r}; use one of {', '.join(SHOTS)}")
+        if self.shots == "few" and not (self.few_ratio and 0 < self.few_ratio <= 1):
+            raise UrbanstError("--shots few needs --few-ratio R with 0 < R <= 1")
+        if self.shots != "few" and self.few_ratio is not None:
+            raise UrbanstError("--few-ratio only applies with --shots few")
+        if self.shots == "zero" and not self.sources:
+            raise UrbanstError("--shots zero needs --source D1[,D2]: the datasets to train on")
+        if self.shots != "zero" and self.sources:
+            raise UrbanstError("--source only applies with --shots zero")
+        if self.dataset in self.sources:
+            raise UrbanstError(f"zero-shot target {self.dataset!r} cannot also be a source")
+
+
+@dataclass
+class Prepared:
+    """Everything a model needs: the target's windows, the training stream and the description of both."""
+
+    config: ExperimentConfig
+    task: ForecastTask
+    data: STData
+    scaler: StandardScaler  # the target's
+    windows: dict  # the target's train / val / test windows
+    train_windows: object  # what is trained on (target, few-shot subset, or sources)
+    val_windows: object
+    spec: DataSpec  # shaped like the training data
+    setting: dict  # shots, sources, how many windows, how the target was scaled
+
+
+def prepare(cfg: ExperimentConfig) -> Prepared:
+    task = ForecastTask(cfg.history, cfg.horizon, cfg.split)
+    data = load_dataset(cfg.dataset, cfg.data_dir)
+    scaler = task.fit_scaler(data)
+    windows = task.windows(data, scaler)
+    train_windows, val_windows, spec = windows["train"], windows["val"], task.data_spec(data)
+    setting = {"shots": cfg.shots, "sources": [], "scale": SCALE_TEXT}
+    if cfg.shots == "few":
+        total = len(train_windows)
+        keep = max(1, math.ceil(cfg.few_ratio * total))
+        origins = train_windows.origins[-keep:].numpy()
+        first, last = int(origins[0]) - task.history, int(origins[-1]) + task.horizon
+        scaler = StandardScaler.fit(data.values[first:last], data.observed_mask[first:last])
+        windows = task.windows(data, scaler)
+        train_windows = windows["train"]
+        train_windows.origins = train_windows.origins[-keep:]
+        setting["scale"] = f"{SCALE_TEXT} of the few-shot steps only"
+        setting["note"] = f"few-shot: trained on the most recent {keep} of {total} training windows (ratio {cfg.few_ratio:g})"
+    elif cfg.shots == "zero":
+        parts_train, parts_val = [], []
+        for name in cfg.sources:
+            source = load_dataset(name, cfg.data_dir)
+            _check_compatible(source, data)
+            source_windows = task.windows(source, task.fit_scaler(source), splits=("train", "val"))
+            parts_train.append(source_windows["train"])
+            parts_val.append(source_windows["val"])
+        train_windows = parts_train[0] if len(parts_train) == 1 else MultiWindows(parts_train)
+        val_windows = parts_val[0] if len(parts_val) == 1 else MultiWindows(parts_val)
+        spec = task.data_spec(load_dataset(cfg.sources[0], cfg.data_dir))
+        setting["sources"] = list(cfg.sources)
+        setting["scale"] = (
+            f"{SCALE_TEXT}, each source by its own training split; the target by the statistics of its own "
+            "training split (no target window trained on, no test value used)"
+        )
+    setting["train_windows"] = len(train_windows)
+    return Prepared(cfg, task, data, scaler, windows, train_windows, val_windows, spec, setting)
+
+
+def _check_compatible(source: STData, target: STData) -> None:
+    if source.num_channels != target.num_channels:
+        raise UrbanstError(
+            f"source {source.name!r} has {source.num_channels} channels {source.attributes}, target {target.name!r} "
+            f"has {target.num_channels} {target.attributes}: transfer needs the same channels"
+        )
+
+
+def build_model(name: str, prepared: Prepared, init: str | Path | None = None, **options) -> STModel:
+    """A fresh model shaped like the training data, or one loaded from ``init`` to fine-tune."""
+    if init is not None:
+        model = STModel.from_pretrained(init)
+        if model.name != name:
+            raise UrbanstError(f"--init {init} holds a {model.name!r} model, not {name!r}")
+        model.start_finetune(prepared.spec)
+    else:
+        model = model_class(name).build(prepared.spec, **options)
+    model.scaler = prepared.scaler
+    return model
+
+
+def check_applicable(model: STModel, data: STData) -> None:
+    """A model with per-unit weights only runs on the units it was built for."""
+    units = getattr(model.config, "num_units", None)
+    if units is not None and not model.unit_agnostic and units != data.num_units:
+        raise UrbanstError(
+            f"model {model.name!r} has weights for {units} units and cannot run on {data.name!r} with {data.num_units}; "
+            "use a model that transfers across unit sets (e.g. unist) for this pair"
+        )
+    channels = getattr(model.config, "num_channels", None)
+    if channels is not None and channels != data.num_channels:
+        raise UrbanstError(f"model {model.name!r} was built for {channels} channels, {data.name!r} has {data.num_channels}")
+
+
+def fit_model(model: STModel, prepared: Prepared, train_cfg: TrainConfig) -> TrainResult | None:
+    """Train by gradient (Lightning) or fit in closed form; returns the training result or None."""
+    check_applicable(model, prepared.data)
+    if model.trains_by_gradient:
+        return train(model, prepared.train_windows, prepared.val_windows, train_cfg)
+    model.fit_closed_form(prepared.train_windows)
+    return None
+
+
+def score(model: STModel, prepared: Prepared, train_seconds: float, progress: bool = True, split: str = "test") -> tuple[dict, Evaluation]:
+    check_applicable(model, prepared.data)
+    result = evaluate_forecast(model, prepared.windows[split], prepared.config.batch_size, progress=progress)
+    metrics = result.metrics
+    record = ResultRecord(
+        model=model.name,
+        family=model.family,
+        dataset=prepared.data.name,
+        task=prepared.task.name,
+        history=prepared.task.history,
+        horizon=prepared.task.horizon,
+        split=prepared.task.split.describe() + ("" if split == "test" else f" (scored on {split})"),
+        scale=prepared.setting["scale"],
+        shots=prepared.setting["shots"],
+        seed=prepared.config.seed,
+        urbanst_version=__version__,
+        metrics={k: metrics[k] for k in ("mae", "rmse", "mape", "wape", "count")},
+        per_step=metrics["per_step"],
+        per_channel=metrics.get("per_channel", {}),
+        metric_policy=result.mape_policy,
+        train_seconds=round(train_seconds, 3),
+        inference_seconds=round(result.seconds, 3),
+        parameters=model.num_parameters(),
+        trainable_parameters=model.num_parameters(trainable_only=True),
+        train_windows=prepared.setting["train_windows"],
+        test_windows=len(prepared.windows[split]),
+        sources=prepared.setting["sources"],
+        notes=prepared.setting.get("note", ""),
+    )
+    return record.to_dict(), result
+
+
+def run_model(name: str, prepared: Prepared, train_cfg: TrainConfig, init=None, progress: bool = True, **options):
+    """Build, fit and score one model; returns (model, record, evaluation, train result)."""
+    L.seed_everything(prepared.config.seed, verbose=False)
+    model = build_model(name, prepared, init, **options)
+    start = time.perf_counter()
+    result = fit_model(model, prepared, replace(train_cfg, seed=prepared.config.seed))
+    if result is not None and not result.is_global_zero:
+        return model, None, None, result
+    record, evaluation = score(model, prepared, time.perf_counter() - start, progress)
+    return model, record, evaluation, result
+
+
+def prepare_saved(model_dir: str | Path, dataset: str, data_dir: str | None = None, batch_size: int = 64) -> tuple[STModel, Prepared]:
+    """A saved model and the target's windows on the protocol it was trained with (history, horizon, split).
+
+    On the dataset it was trained on, the model's saved scaler is used; on any other dataset the
+    target is scaled by its own training split, as in zero-shot transfer, and the setting says so."""
+    from urbanst.models.base import read_model_meta
+
+    model = STModel.from_pretrained(model_dir)
+    trained = read_model_meta(model_dir).get("trained_on", {})
+    data = load_dataset(dataset, data_dir)
+    check_applicable(model, data)
+    split = SplitRule.parse(trained["split"]) if "split" in trained else SplitRule()
+    cfg = ExperimentConfig(dataset=data.name, history=model.config.history, horizon=model.config.horizon, split=split,
+                           batch_size=batch_size, data_dir=data_dir)
+    task = ForecastTask(cfg.history, cfg.horizon, split)
+    same_data = trained.get("dataset") == data.name and model.scaler is not None
+    scaler = model.scaler if same_data else task.fit_scaler(data)
+    model.scaler = model.scaler or scaler
+    windows = task.windows(data, scaler, splits=("val", "test"))
+    setting = {
+        "shots": trained.get("shots", "full") if same_data else "zero",
+        "sources": trained.get("sources", []) if same_data else [trained.get("dataset", "unknown")],
+        "scale": "the model's saved scaler" if same_data else f"{SCALE_TEXT} of {data.name} (model trained elsewhere)",
+        "train_windows": 0,
+    }
+    return model, Prepared(cfg, task, data, scaler, windows, None, None, task.data_spec(data), setting)

@@ -1,0 +1,7 @@
+"""PromptST: shared multi-attribute ST transformer, then per-attribute prompt tuning (see :mod:`.model`)."""
+
+from urbanst.models.promptst.config import PromptSTConfig
+from urbanst.models.promptst.model import PromptST
+from urbanst.models.promptst.stages import two_stage
+
+__all__ = ["PromptST", "PromptSTConfig", "two_stage"]

@@ -1,0 +1,205 @@
+"""PromptST (Zhang et al., CIKM 2023): a shared ST transformer over all attributes, then prompt tuning per attribute.
+
+Every (unit, attribute) series is one sequence of tokens through ONE backbone: the attribute
+only enters through a learned attribute embedding (parameter sharing across attributes, as
+in the paper). Tokens of a series: one per history step (``[x, input_mask]`` embedded, plus
+position, time-of-day, day-of-week, unit and attribute embeddings) and one *forecast token*
+that carries the target time and, with ``use_periodic``, the values one day / one week before
+each target step (``batch["periodic"]`` and its mask). Temporal layers attend along each
+series; spatial layers attend across the units at each token position; they alternate
+T, S, T, S. A linear head maps a series' flattened final tokens to the horizon.
+
+Stages (``config.stage``; what trains, in parameters, is printed by :meth:`trainable_summary`):
+
+* ``"shared"``: the backbone (embeddings, all layers) and the shared head train, over all
+  attributes at once; prompts are off and frozen.
+* ``"prompt"`` (:meth:`start_prompt_tuning`): for the tuning attribute(s), the prompts are
+  switched on and, with a freshly initialised head of their own, are the ONLY parameters
+  that train; the backbone and the shared head are frozen. Prompts: attribute-temporal
+  tokens prepended at each temporal layer, one node-specific token per unit prepended at
+  each temporal layer, attribute-spatial tokens prepended at each spatial layer. The loss
+  covers only the tuning attributes; other attributes keep the shared path (or their own
+  earlier-tuned, now frozen, prompts and head).
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from urbanst.errors import UrbanstError
+from urbanst.models.base import STModel, register_model
+from urbanst.models.promptst.config import PromptSTConfig
+from urbanst.models.promptst.layers import PromptBlock
+from urbanst.models.promptst.prompts import AttributePrompts
+
+
+@register_model
+class PromptST(STModel):
+    name = "promptst"
+    config_class = PromptSTConfig
+    default_lr = 2e-3
+
+    def __init__(self, config: PromptSTConfig):
+        super().__init__(config)
+        c = config
+        d = c.d_model
+        self.num_lags = len(c.lags) if c.use_periodic else 0
+        self.seq_len = c.history + 1  # history tokens + the forecast token
+        self.value_embed = nn.Linear(2, d)  # [scaled value, observed?]
+        self.forecast_embed = nn.Linear(2 * self.num_lags * c.horizon, d) if self.num_lags else None
+        self.forecast_token = nn.Parameter(torch.zeros(d))
+        self.pos_embed = nn.Parameter(torch.randn(self.seq_len, d) * 0.02)
+        self.attr_embed = nn.Parameter(torch.randn(c.num_channels, d) * 0.02)
+        self.unit_embed = nn.Parameter(torch.randn(c.num_units, d) * 0.02)
+        if c.use_time and c.steps_per_day and c.steps_per_day > 1:
+            self.tod_embed = nn.Embedding(c.steps_per_day, d)
+        if c.use_time and c.steps_per_day:
+            self.dow_embed = nn.Embedding(7, d)
+        block = dict(d_model=d, num_heads=c.num_heads, ffn_ratio=c.ffn_ratio, dropout=c.dropout)
+        self.temporal = nn.ModuleList(PromptBlock(**block) for _ in range(c.temporal_layers))
+        self.spatial = nn.ModuleList(PromptBlock(**block, anchors=c.spatial_anchors) for _ in range(c.spatial_layers))
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(self.seq_len * d, c.horizon)  # shared across attributes
+        self.prompts = nn.ModuleDict({
+            self._key(i): AttributePrompts(c.num_units, d, c.temporal_layers, c.temporal_prompts, c.spatial_layers,
+                                           c.spatial_prompts, c.node_prompts, self.seq_len * d, c.horizon,
+                                           c.prompt_init_std)
+            for i in range(c.num_channels)
+        })
+        order = []  # alternate temporal and spatial layers: T, S, T, S, ...
+        for i in range(max(c.temporal_layers, c.spatial_layers)):
+            order += [("t", i)] if i < c.temporal_layers else []
+            order += [("s", i)] if i < c.spatial_layers else []
+        self.order = order
+        self._apply_stage()
+
+    # -- stages -------------------------------------------------------------------------
+    @staticmethod
+    def _key(index: int) -> str:
+        return f"a{index}"  # module keys by index: attribute names may hold dots
+
+    def _attribute_index(self, attribute: str) -> int:
+        if attribute not in self.config.attributes:
+            raise UrbanstError(f"promptst: unknown attribute {attribute!r}; attributes are {self.config.attributes}")
+        return self.config.attributes.index(attribute)
+
+    def _apply_stage(self) -> None:
+        c = self.config
+        if c.stage == "shared":
+            self.requires_grad_(True)
+            self.prompts.requires_grad_(False)
+        else:
+            self.requires_grad_(False)
+            for name in c.tuning_attributes:
+                self.prompts[self._key(self._attribute_index(name))].requires_grad_(True)
+
+    def start_prompt_tuning(self, attribute: str | None = None) -> None:
+        """Switch to stage ``"prompt"`` for ``attribute`` (None: every attribute).
+
+        Its prompts are switched on and re-initialised, its head is re-initialised, and they
+        become the only trainable parameters; everything else is frozen. Attributes tuned
+        before keep their (now frozen) prompts on.
+        """
+        c = self.config
+        names = list(c.attributes) if attribute is None else [c.attributes[self._attribute_index(attribute)]]
+        for name in names:
+            self.prompts[self._key(self._attribute_index(name))].reset()
+        c.prompt_attributes = [a for a in c.attributes if a in set(c.prompt_attributes) | set(names)]
+        c.tuning_attributes = [a for a in c.attributes if a in names]
+        c.stage = "prompt"
+        self._apply_stage()
+
+    def trainable_summary(self) -> dict[str, int]:
+        """Parameter counts: total, trainable now, and the parts (backbone, shared head, prompts per attribute)."""
+        count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
+        out = {"total": self.num_parameters(), "trainable": self.num_parameters(trainable_only=True),
+               "shared_head": count(self.head), "prompts_and_heads": count(self.prompts)}
+        out["backbone"] = out["total"] - out["shared_head"] - out["prompts_and_heads"]
+        for i, name in enumerate(self.config.attributes):
+            p = self.prompts[self._key(i)]
+            out[f"prompt_tokens[{name}]"] = p.temporal.numel() + p.spatial.numel() + p.node.numel()
+            out[f"prompt_head[{name}]"] = count(p.head)
+        return out
+
+    # -- forward ------------------------------------------------------------------------
+    def _tokens(self, batch: dict) -> torch.Tensor:
+        """``[B, C, N, S, d]``: H history tokens and one forecast token per (unit, attribute) series."""
+        c = self.config
+        x, mask = batch["x"], batch["input_mask"]
+        B, H, N, C = x.shape
+        if (H, N, C) != (c.history, c.num_units, c.num_channels):
+            raise UrbanstError(f"promptst was built for history {c.history}, {c.num_units} units and {c.num_channels} "
+                               f"channels; the batch has {H}, {N} and {C}")
+        hist = self.value_embed(torch.stack([x, mask.to(x.dtype)], -1))  # [B, H, N, C, d]
+        hist = rearrange(hist, "b h n c d -> b c n h d")
+        if self.forecast_embed is not None:
+            periodic = torch.cat([batch["periodic"], batch["periodic_mask"].to(x.dtype)], 1)  # [B, 2K, P, N, C]
+            future = self.forecast_embed(rearrange(periodic, "b k p n c -> b c n (k p)"))[:, :, :, None]
+        else:
+            future = self.forecast_token.expand(B, C, N, 1, -1)
+        tokens = torch.cat([hist, future], 3) + self.pos_embed + self.unit_embed[:, None] + self.attr_embed[:, None, None]
+        steps = slice(0, self.seq_len)  # time features of the history steps and of the first target step
+        if hasattr(self, "tod_embed"):
+            slot = torch.round(batch["time_of_day"][:, steps] * c.steps_per_day).long() % c.steps_per_day
+            tokens = tokens + self.tod_embed(slot)[:, None, None]
+        if hasattr(self, "dow_embed"):
+            tokens = tokens + self.dow_embed(batch["day_of_week"][:, steps].long())[:, None, None]
+        return tokens
+
+    def _encode(self, tokens: torch.Tensor, attrs: list[int], prompted: bool) -> torch.Tensor:
+        """Run the backbone over the series of attributes ``attrs`` (``tokens [B, G, N, S, d]``) -> ``[B, G, N, P]``."""
+        B, G, N, S, d = tokens.shape
+        prompts = [self.prompts[self._key(a)] for a in attrs]
+        for kind, layer in self.order:
+            if kind == "t":
+                prefix = None
+                if prompted:
+                    prefix = torch.stack([p.temporal_prefix(layer) for p in prompts])  # [G, N|1, p, d]
+                    prefix = rearrange(prefix.expand(B, G, N, -1, -1), "b g n p d -> (b g n) p d")
+                out = self.temporal[layer](rearrange(tokens, "b g n s d -> (b g n) s d"), prefix)
+                tokens = rearrange(out, "(b g n) s d -> b g n s d", b=B, g=G)
+            else:
+                prefix = None
+                if prompted and self.config.spatial_prompts:
+                    prefix = torch.stack([p.spatial[layer] for p in prompts])  # [G, p, d]
+                    prefix = rearrange(prefix.expand(B, S, G, -1, -1), "b s g p d -> (b g s) p d")
+                out = self.spatial[layer](rearrange(tokens, "b g n s d -> (b g s) n d"), prefix)
+                tokens = rearrange(out, "(b g s) n d -> b g n s d", b=B, g=G)
+        flat = rearrange(self.norm(tokens), "b g n s d -> b g n (s d)")
+        if not prompted:
+            return self.head(flat)
+        return torch.stack([p.head(flat[:, i]) for i, p in enumerate(prompts)], 1)
+
+    def predict(self, batch: dict, attributes: list[int] | None = None) -> torch.Tensor:
+        """Scaled forecasts ``[B, P, N, len(attributes)]`` for the channels ``attributes`` (default: all)."""
+        c = self.config
+        attrs = list(range(c.num_channels)) if attributes is None else list(attributes)
+        tokens = self._tokens(batch)
+        on = {self._attribute_index(a) for a in c.prompt_attributes} if c.stage == "prompt" else set()
+        outputs, order = [], []
+        for prompted in (False, True):
+            group = [a for a in attrs if (a in on) == prompted]
+            if group:
+                outputs.append(self._encode(tokens[:, group], group, prompted))
+                order += group
+        out = torch.cat(outputs, 1)
+        if order != attrs:
+            out = out[:, [order.index(a) for a in attrs]]
+        return rearrange(out, "b c n p -> b p n c")
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.predict(batch)
+
+    def training_loss(self, batch: dict) -> torch.Tensor:
+        """Masked MAE in scaled units; in stage ``"prompt"`` over the tuning attributes only."""
+        from urbanst.data.windows import to_scaled
+        from urbanst.tasks.losses import masked_mae
+
+        c = self.config
+        if c.stage == "prompt" and c.tuning_attributes:
+            attrs = [self._attribute_index(a) for a in c.tuning_attributes]
+            target = to_scaled(batch, batch["y"])[..., attrs]
+            return masked_mae(self.predict(batch, attrs), target, batch["target_mask"][..., attrs])
+        return masked_mae(self.predict(batch), to_scaled(batch, batch["y"]), batch["target_mask"])
