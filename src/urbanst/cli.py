@@ -50,6 +50,7 @@ def _add_data_dir(p) -> None:
 
 
 def _add_protocol(p) -> None:
+    p.add_argument("--task", default="forecast", help="forecast (default), impute or classify")
     p.add_argument("--history", type=int, default=12, help="input steps (default 12)")
     p.add_argument("--horizon", type=int, default=12, help="steps to forecast (default 12)")
     p.add_argument("--split", default="70/10/20", help="chronological train/val/test shares (default 70/10/20)")
@@ -241,7 +242,7 @@ def _experiment(args):
     from urbanst.engine.experiment import ExperimentConfig
 
     return ExperimentConfig(
-        dataset=args.dataset, history=args.history, horizon=args.horizon, split=SplitRule.parse(args.split),
+        dataset=args.dataset, task=args.task, history=args.history, horizon=args.horizon, split=SplitRule.parse(args.split),
         shots=args.shots, few_ratio=args.few_ratio, sources=args.source, seed=args.seed, batch_size=args.batch_size,
         data_dir=args.data_dir,
     )
@@ -259,7 +260,7 @@ def _benchmark(args) -> int:
 
     exp = _experiment(args)
     cfg = BenchmarkConfig(
-        dataset=exp.dataset, models=args.models, history=exp.history, horizon=exp.horizon, split=exp.split,
+        dataset=exp.dataset, models=args.models, task=exp.task, history=exp.history, horizon=exp.horizon, split=exp.split,
         shots=exp.shots, few_ratio=exp.few_ratio, sources=exp.sources, seed=exp.seed, batch_size=exp.batch_size,
         time_budget=args.time_budget, max_epochs=args.max_epochs, output=Path(args.output) if args.output else None,
         data_dir=args.data_dir,
@@ -292,7 +293,7 @@ def _fit(args) -> int:
     model, record, _, _ = run_model(args.model, prepared, _train_config(args, output), init=args.init, **dict(args.option))
     if record is None:  # a non-zero rank of a distributed run
         return 0
-    protocol = {"dataset": prepared.data.name, "history": args.history, "horizon": args.horizon, "split": args.split,
+    protocol = {"dataset": prepared.data.name, "task": args.task, "history": args.history, "horizon": args.horizon, "split": args.split,
                 "shots": args.shots, "sources": args.source, "few_ratio": args.few_ratio}
     model.save_pretrained(output / "model", extra={"trained_on": protocol})
     write_json_atomic(output / "results.json", [record])
@@ -302,12 +303,12 @@ def _fit(args) -> int:
 
 
 def _pretrain(args) -> int:
-    from urbanst.engine.pretrain import pretrain
-    from urbanst.tasks.forecast import ForecastTask
     from urbanst.data.splits import SplitRule
+    from urbanst.engine.pretrain import pretrain
+    from urbanst.tasks import make_task
 
     output = Path(args.output)
-    task = ForecastTask(args.history, args.horizon, SplitRule.parse(args.split))
+    task = make_task(args.task, args.history, args.horizon, SplitRule.parse(args.split))
     model, result = pretrain(args.model, args.datasets, task, _train_config(args, output), args.data_dir, **dict(args.option))
     if not result.is_global_zero:
         return 0

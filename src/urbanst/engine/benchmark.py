@@ -21,6 +21,7 @@ MODEL_GROUPS = {"seasonal": ["seasonal_day", "seasonal_week"], "naive": ["last",
 class BenchmarkConfig:
     dataset: str
     models: list[str]
+    task: str = "forecast"
     history: int = 12
     horizon: int = 12
     split: SplitRule = field(default_factory=SplitRule)
@@ -39,6 +40,7 @@ class BenchmarkConfig:
         transfer = (shots or self.shots) != "full"
         return ExperimentConfig(
             dataset=self.dataset,
+            task=self.task,
             history=self.history,
             horizon=self.horizon,
             split=self.split,

@@ -26,12 +26,12 @@ from urbanst.data.registry import load_dataset
 from urbanst.data.scalers import StandardScaler
 from urbanst.data.splits import SplitRule
 from urbanst.data.windows import MultiWindows
-from urbanst.engine.evaluate import Evaluation, evaluate_forecast
+from urbanst.engine.evaluate import Evaluation
 from urbanst.engine.train import TrainConfig, TrainResult, train
 from urbanst.errors import UrbanstError
 from urbanst.evaluation.records import ResultRecord
 from urbanst.models.base import DataSpec, STModel, model_class
-from urbanst.tasks.forecast import ForecastTask
+from urbanst.tasks import make_task
 
 SHOTS = ("full", "few", "zero")
 SCALE_TEXT = "per-channel z-score fit on observed training values"
@@ -40,6 +40,7 @@ SCALE_TEXT = "per-channel z-score fit on observed training values"
 @dataclass
 class ExperimentConfig:
     dataset: str
+    task: str = "forecast"
     history: int = 12
     horizon: int = 12
     split: SplitRule = field(default_factory=SplitRule)
@@ -72,7 +73,7 @@ class Prepared:
     """Everything a model needs: the target's windows, the training stream and the description of both."""
 
     config: ExperimentConfig
-    task: ForecastTask
+    task: object  # a task (see urbanst.tasks)
     data: STData
     scaler: StandardScaler  # the target's
     windows: dict  # the target's train / val / test windows
@@ -83,7 +84,7 @@ class Prepared:
 
 
 def prepare(cfg: ExperimentConfig) -> Prepared:
-    task = ForecastTask(cfg.history, cfg.horizon, cfg.split)
+    task = make_task(cfg.task, cfg.history, cfg.horizon, cfg.split)
     data = load_dataset(cfg.dataset, cfg.data_dir)
     scaler = task.fit_scaler(data)
     windows = task.windows(data, scaler)
@@ -158,14 +159,14 @@ def fit_model(model: STModel, prepared: Prepared, train_cfg: TrainConfig) -> Tra
     """Train by gradient (Lightning) or fit in closed form; returns the training result or None."""
     check_applicable(model, prepared.data)
     if model.trains_by_gradient:
-        return train(model, prepared.train_windows, prepared.val_windows, train_cfg)
+        return train(model, prepared.train_windows, prepared.val_windows, train_cfg, objective=prepared.task.objective)
     model.fit_closed_form(prepared.train_windows)
     return None
 
 
 def score(model: STModel, prepared: Prepared, train_seconds: float, progress: bool = True, split: str = "test") -> tuple[dict, Evaluation]:
     check_applicable(model, prepared.data)
-    result = evaluate_forecast(model, prepared.windows[split], prepared.config.batch_size, progress=progress)
+    result = prepared.task.evaluate(model, prepared.windows[split], prepared.config.batch_size, progress=progress)
     metrics = result.metrics
     record = ResultRecord(
         model=model.name,
@@ -179,7 +180,7 @@ def score(model: STModel, prepared: Prepared, train_seconds: float, progress: bo
         shots=prepared.setting["shots"],
         seed=prepared.config.seed,
         urbanst_version=__version__,
-        metrics={k: metrics[k] for k in ("mae", "rmse", "mape", "wape", "count")},
+        metrics={k: metrics.get(k) for k in prepared.task.metric_keys},
         per_step=metrics["per_step"],
         per_channel=metrics.get("per_channel", {}),
         metric_policy=result.mape_policy,
@@ -219,9 +220,9 @@ def prepare_saved(model_dir: str | Path, dataset: str, data_dir: str | None = No
     data = load_dataset(dataset, data_dir)
     check_applicable(model, data)
     split = SplitRule.parse(trained["split"]) if "split" in trained else SplitRule()
-    cfg = ExperimentConfig(dataset=data.name, history=model.config.history, horizon=model.config.horizon, split=split,
-                           batch_size=batch_size, data_dir=data_dir)
-    task = ForecastTask(cfg.history, cfg.horizon, split)
+    cfg = ExperimentConfig(dataset=data.name, task=trained.get("task", "forecast"), history=model.config.history,
+                           horizon=model.config.horizon, split=split, batch_size=batch_size, data_dir=data_dir)
+    task = make_task(cfg.task, cfg.history, cfg.horizon, split)
     same_data = trained.get("dataset") == data.name and model.scaler is not None
     scaler = model.scaler if same_data else task.fit_scaler(data)
     model.scaler = model.scaler or scaler

@@ -8,18 +8,18 @@ import torch
 from urbanst.data.windows import to_original
 from urbanst.evaluation.metrics import RegressionMetrics
 
-OBJECTIVES = ("forecast", "pretrain")
+OBJECTIVES = ("regression", "classification", "pretrain")
 
 
 class STModule(L.LightningModule):
     """Trains ``model`` on its own loss and scores validation in original units.
 
-    ``objective="forecast"`` uses ``model.training_loss`` and monitors validation MAE;
-    ``objective="pretrain"`` uses ``model.pretrain_loss`` (masked reconstruction) and
-    monitors its validation value.
+    ``objective="regression"`` (forecasting, imputation) uses ``model.training_loss`` and monitors
+    validation MAE in original units; ``"classification"`` uses ``model.training_loss`` and monitors
+    its validation value; ``"pretrain"`` uses ``model.pretrain_loss`` (masked reconstruction).
     """
 
-    def __init__(self, model, lr: float, weight_decay: float = 1e-4, objective: str = "forecast", seed: int = 0):
+    def __init__(self, model, lr: float, weight_decay: float = 1e-4, objective: str = "regression", seed: int = 0):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}")
@@ -28,11 +28,10 @@ class STModule(L.LightningModule):
         self.weight_decay = weight_decay
         self.objective = objective
         self.seed = seed
-        if objective == "forecast":
-            self.val_metric = RegressionMetrics(model.config.horizon)
+        self.val_metric = None  # built on the first validation batch, when the number of scored steps is known
 
     def _loss(self, batch: dict) -> torch.Tensor:
-        return self.model.training_loss(batch) if self.objective == "forecast" else self.model.pretrain_loss(batch)
+        return self.model.pretrain_loss(batch) if self.objective == "pretrain" else self.model.training_loss(batch)
 
     def on_train_epoch_start(self) -> None:
         # Randomness within an epoch depends only on (seed, epoch), so a run resumed from an
@@ -45,14 +44,16 @@ class STModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        if self.objective == "forecast":
+        if self.objective == "regression":
             pred = to_original(batch, self.model(batch))
+            if self.val_metric is None:
+                self.val_metric = RegressionMetrics(pred.shape[1]).to(pred.device)
             self.val_metric.update(pred, batch["y"], batch["target_mask"])
         else:
             self.log("val_score", self._loss(batch), batch_size=batch["x"].shape[0], sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
-        if self.objective == "forecast":
+        if self.objective == "regression" and self.val_metric is not None:
             self.log("val_score", self.val_metric.compute()["mae"], prog_bar=True)
             self.val_metric.reset()
 

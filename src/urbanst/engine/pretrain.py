@@ -9,10 +9,9 @@ from urbanst.data.windows import MultiWindows
 from urbanst.engine.train import TrainConfig, TrainResult, train
 from urbanst.errors import UrbanstError
 from urbanst.models.base import STModel, model_class
-from urbanst.tasks.forecast import ForecastTask
 
 
-def pretrain(model_name: str, datasets: list[str], task: ForecastTask, train_cfg: TrainConfig,
+def pretrain(model_name: str, datasets: list[str], task, train_cfg: TrainConfig,
              data_dir: str | None = None, **options) -> tuple[STModel, TrainResult]:
     """Pre-train ``model_name`` with its ``pretrain_loss`` on the training windows of every dataset
     (each scaled by its own training split); validation is the same loss on their validation windows."""

@@ -89,7 +89,7 @@ def eval_loader(windows, batch_size: int) -> DataLoader:
     return DataLoader(windows, batch_size=batch_size, shuffle=False, collate_fn=collate_batch)
 
 
-def train(model, train_windows, val_windows, cfg: TrainConfig, objective: str = "forecast") -> TrainResult:
+def train(model, train_windows, val_windows, cfg: TrainConfig, objective: str = "regression") -> TrainResult:
     """Fit ``model`` in place; on return it holds the weights of the best validation checkpoint."""
     if cfg.resume and not Path(cfg.resume).is_file():
         raise UrbanstError(f"checkpoint to resume not found: {cfg.resume}")

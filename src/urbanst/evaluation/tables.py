@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
-COLUMNS = [("mae", "MAE"), ("rmse", "RMSE"), ("mape", "MAPE %"), ("wape", "WAPE %")]
+# (key, label, higher is better)
+REGRESSION = [("mae", "MAE", False), ("rmse", "RMSE", False), ("mape", "MAPE %", False), ("wape", "WAPE %", False)]
+CLASSIFICATION = [("recall", "recall", True), ("precision", "precision", True), ("macro_f1", "macro-F1", True),
+                  ("auroc", "AUROC", True)]
+
+
+def metric_columns(record: dict) -> list[tuple[str, str, bool]]:
+    return CLASSIFICATION if "macro_f1" in record["metrics"] else REGRESSION
 
 
 def results_table(records: list[dict]) -> str:
-    """One row per record; the best (lowest) of each metric in bold; baselines marked ``(b)``."""
-    best = {key: min((r["metrics"][key] for r in records if r["metrics"].get(key) is not None), default=None)
-            for key, _ in COLUMNS}
-    header = ["model", *[label for _, label in COLUMNS], "train s", "infer s", "params"]
+    """One row per record; the best of each metric in bold; baselines marked ``(b)``."""
+    columns = metric_columns(records[0])
+    best = {}
+    for key, _, higher in columns:
+        values = [r["metrics"][key] for r in records if r["metrics"].get(key) is not None]
+        best[key] = (max if higher else min)(values) if values else None
+    shots = any(r["shots"] != "full" for r in records)
+    header = ["model", *(["shots"] if shots else []), *[label for _, label, _ in columns], "train s", "infer s", "params"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in records:
         name = r["model"] + (" (b)" if r["family"] == "baseline" else "")
-        cells = [name]
-        for key, _ in COLUMNS:
+        cells = [name] + ([_shot_text(r)] if shots else [])
+        for key, _, _ in columns:
             value = r["metrics"].get(key)
             text = "n/a" if value is None else f"{value:.3f}"
             cells.append(f"**{text}**" if value is not None and value == best[key] else text)
         cells += [f"{r['train_seconds']:.1f}", f"{r['inference_seconds']:.1f}", f"{r['parameters']:,}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _shot_text(record: dict) -> str:
+    if record["shots"] == "zero":
+        return "zero from " + "+".join(record["sources"])
+    return record["shots"]
 
 
 def protocol_line(record: dict) -> str:

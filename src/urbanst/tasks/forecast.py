@@ -22,6 +22,8 @@ class ForecastTask:
     split: SplitRule = field(default_factory=SplitRule)
     periodic_lags: tuple[str, ...] = ("1d", "1w")
     name: str = "forecast"
+    objective: str = "regression"  # what the engine monitors on validation
+    metric_keys: tuple[str, ...] = ("mae", "rmse", "mape", "wape", "count")
 
     def __post_init__(self) -> None:
         if self.history < 1 or self.horizon < 1:
@@ -72,6 +74,11 @@ class ForecastTask:
             adjacency=data.adjacency,
             coords=data.coords,
         )
+
+    def evaluate(self, model, windows, batch_size: int = 64, progress: bool = True):
+        from urbanst.engine.evaluate import evaluate_forecast
+
+        return evaluate_forecast(model, windows, batch_size, progress=progress)
 
     def describe(self) -> dict:
         return {"task": self.name, "history": self.history, "horizon": self.horizon, "split": self.split.describe()}
