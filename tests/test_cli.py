@@ -108,7 +108,7 @@ def test_data_info_prints_the_summary(capsys, tmp_path):
     assert code == 0
     summary = json.loads(out)
     assert summary["name"] == "synthetic_region" and summary["shape"] == [1344, 40, 2]
-    assert summary["step"] == "0 days 01:00:00"
+    assert summary["step"] == "1h"
     code, out, _ = run(capsys, "data", "info", "synthetic_region", "--data-dir", tmp_path)
     assert code == 0 and re.search(r"^\s+shape: \[1344, 40, 2\]$", out, re.M)
 

@@ -164,7 +164,7 @@ class STData:
         return {
             "name": self.name,
             "shape": [T, N, C],
-            "step": str(self.step),
+            "step": format_step(self.step),
             "start": str(self.timestamps[0]),
             "end": str(self.timestamps[-1]),
             "city": self.city,
@@ -182,3 +182,12 @@ class STData:
             return f"grid {H}x{W}" + ("" if full else f" ({self.num_units} active cells)")
         parts = ["coordinates" if self.coords is not None else None, "adjacency" if self.adjacency is not None else None]
         return "units with " + (" + ".join(p for p in parts if p) or "no spatial metadata")
+
+
+def format_step(step: pd.Timedelta) -> str:
+    """``1h``, ``5min``, ``1d`` rather than ``0 days 01:00:00``."""
+    seconds = int(step.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
