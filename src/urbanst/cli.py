@@ -51,8 +51,10 @@ def _add_data_dir(p) -> None:
 
 def _add_protocol(p) -> None:
     p.add_argument("--task", default="forecast", help="forecast (default), impute or classify")
-    p.add_argument("--history", type=int, default=12, help="input steps (default 12)")
-    p.add_argument("--horizon", type=int, default=12, help="steps to forecast (default 12)")
+    p.add_argument("--event-threshold", type=_positive(float),
+                   help="classify: an event is a count >= this (default 1)")
+    p.add_argument("--history", type=int, help="input steps (default 12); impute: the window length (default 36)")
+    p.add_argument("--horizon", type=int, help="steps to forecast (default 12); impute: equal to --history if given")
     p.add_argument("--split", default="70/10/20", help="chronological train/val/test shares (default 70/10/20)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)
@@ -63,6 +65,19 @@ def _add_shots(p) -> None:
                    help="full: all target training windows; few: the most recent --few-ratio of them; zero: train on --source only")
     p.add_argument("--few-ratio", type=_positive(float), help="share of the target's training windows for --shots few")
     p.add_argument("--source", type=_csv, default=[], help="datasets to train on for --shots zero (comma-separated)")
+
+
+def _add_backbone(p) -> None:
+    p.add_argument("--backbone", help="language model of the LM models (st_llm, urbangpt...): a local Hugging Face "
+                   "checkpoint folder (GPT-2, LLaMA, BERT family) or 'minilm' (default: the model's own); "
+                   "models without a language model ignore it")
+    p.add_argument("--lm-layers", type=_positive(int), help="keep the first K transformer layers of the language model")
+    p.add_argument("--freeze", help="freezing policy of the language model: frozen, ln_only, pfa:U, lora:R or full "
+                   "(default: the model's own)")
+
+
+def _backbone_settings(args) -> dict:
+    return {"backbone": args.backbone, "backbone_layers": args.lm_layers, "backbone_policy": args.freeze}
 
 
 def _add_training(p) -> None:
@@ -93,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_protocol(bench)
     _add_shots(bench)
     _add_training(bench)
+    _add_backbone(bench)
     _add_data_dir(bench)
 
     fit = sub.add_parser("fit", help="train one model, save it, and score it on the test split")
@@ -106,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_protocol(fit)
     _add_shots(fit)
     _add_training(fit)
+    _add_backbone(fit)
     _add_data_dir(fit)
 
     pre = sub.add_parser("pretrain", help="masked pre-training of one model over several datasets")
@@ -164,10 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "config", None):
-        args = _with_yaml_defaults(parser, argv, args.config)
-    return args
+    # --config is read before the full parse, so that the YAML file can supply required settings
+    # (--dataset, --model, --output ...) that the command line then need not repeat.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    config = pre.parse_known_args(argv)[0].config
+    if config:
+        return _with_yaml_defaults(parser, argv, config)
+    return parser.parse_args(argv)
 
 
 def _with_yaml_defaults(parser: argparse.ArgumentParser, argv, path: str) -> argparse.Namespace:
@@ -178,23 +199,61 @@ def _with_yaml_defaults(parser: argparse.ArgumentParser, argv, path: str) -> arg
     except FileNotFoundError:
         parser.exit(2, f"urbanst: error: config file not found: {path}\n")
     except yaml.YAMLError as err:
-        parser.exit(2, f"urbanst: error: cannot read {path}: {str(err).splitlines()[0]}\n")
+        parser.exit(2, f"urbanst: error: cannot read {path}: {str(err).splitlines()[0]}; fix the YAML syntax\n")
     if not isinstance(settings, dict):
         parser.exit(2, f"urbanst: error: {path} must hold a mapping of settings\n")
     command = (argv if argv is not None else sys.argv[1:])
-    sub = parser._subparsers._group_actions[0].choices[next(a for a in command if not a.startswith("-"))]
+    commands = parser._subparsers._group_actions[0].choices
+    name = next((a for a in command if a in commands), None)
+    if name is None or "config" not in {a.dest for a in commands[name]._actions}:
+        parser.exit(2, "urbanst: error: --config goes after a command that takes it: urbanst fit|benchmark|pretrain "
+                       "--config FILE.yaml\n")
+    sub = commands[name]
     known = {a.dest for a in sub._actions}
-    settings = {k.replace("-", "_"): v for k, v in settings.items()}
+    settings = {str(k).replace("-", "_"): v for k, v in settings.items()}
     unknown = sorted(set(settings) - known)
     if unknown:
-        parser.exit(2, f"urbanst: error: {path}: unknown settings {unknown}\n")
-    for action in sub._actions:  # YAML values go through the same parsing as flags
-        if action.dest in settings and action.type is not None and isinstance(settings[action.dest], str):
-            settings[action.dest] = action.type(settings[action.dest])
+        parser.exit(2, f"urbanst: error: {path}: unknown settings {unknown}; the settings are the flags of "
+                       f"`urbanst {name} --help` with _ for - (e.g. batch_size)\n")
+    for action in sub._actions:  # YAML values go through the same parsing and checks as flags
         if action.dest in settings:
+            try:
+                value = _yaml_setting(action, settings[action.dest])
+            except (argparse.ArgumentTypeError, TypeError, ValueError) as err:
+                parser.exit(2, f"urbanst: error: {path}: {action.dest}: {err}\n")
+            if value is None:  # `key:` with no value: the flag's default
+                del settings[action.dest]
+                continue
+            settings[action.dest] = value
             action.required = False
     sub.set_defaults(**settings)
     return parser.parse_args(argv)
+
+
+def _yaml_setting(action: argparse.Action, value):
+    """A YAML value parsed and checked like the same flag on the command line (ValueError when it is not valid)."""
+    if value is None:
+        return None
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
+    if isinstance(action, argparse._AppendAction):  # --option KEY=VALUE: a list of KEY=VALUE, or a mapping
+        if isinstance(value, dict):
+            return [(str(k), v) for k, v in value.items()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"expected a list of KEY=VALUE texts or a mapping, got {value!r}")
+        return [action.type(v) if action.type else v for v in value]
+    if action.type is _csv and isinstance(value, list):  # comma-separated names: a YAML list is fine too
+        if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+            raise ValueError(f"expected a list of names, got {value!r}")
+        return [str(v) for v in value]
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ValueError(f"expected a single value, got {value!r}")
+    parsed = action.type(str(value)) if action.type else str(value)
+    if action.choices is not None and parsed not in action.choices:
+        raise ValueError(f"invalid choice {parsed!r} (choose from {', '.join(map(str, action.choices))})")
+    return parsed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,8 +303,16 @@ def _experiment(args):
     return ExperimentConfig(
         dataset=args.dataset, task=args.task, history=args.history, horizon=args.horizon, split=SplitRule.parse(args.split),
         shots=args.shots, few_ratio=args.few_ratio, sources=args.source, seed=args.seed, batch_size=args.batch_size,
-        data_dir=args.data_dir,
+        data_dir=args.data_dir, task_options=_task_options(args),
     )
+
+
+def _task_options(args) -> dict:
+    if getattr(args, "event_threshold", None) is None:
+        return {}
+    if args.task != "classify":
+        raise UrbanstError("--event-threshold only applies with --task classify")
+    return {"threshold": args.event_threshold}
 
 
 def _print_records(records: list[dict]) -> None:
@@ -263,7 +330,7 @@ def _benchmark(args) -> int:
         dataset=exp.dataset, models=args.models, task=exp.task, history=exp.history, horizon=exp.horizon, split=exp.split,
         shots=exp.shots, few_ratio=exp.few_ratio, sources=exp.sources, seed=exp.seed, batch_size=exp.batch_size,
         time_budget=args.time_budget, max_epochs=args.max_epochs, output=Path(args.output) if args.output else None,
-        data_dir=args.data_dir,
+        data_dir=args.data_dir, backbone=_backbone_settings(args), task_options=exp.task_options,
     )
     records = run_benchmark(cfg)
     if records:
@@ -285,16 +352,20 @@ def _demo(args) -> int:
 
 
 def _fit(args) -> int:
-    from urbanst.engine.experiment import prepare, run_model
+    from urbanst.engine.experiment import backbone_options, prepare, run_model
     from urbanst.io import write_json_atomic
+    from urbanst.models.base import model_class
 
     output = Path(args.output)
+    options = {**backbone_options(model_class(args.model), _backbone_settings(args)), **dict(args.option)}
     prepared = prepare(_experiment(args))
-    model, record, _, _ = run_model(args.model, prepared, _train_config(args, output), init=args.init, **dict(args.option))
+    model, record, _, _ = run_model(args.model, prepared, _train_config(args, output), init=args.init, **options)
     if record is None:  # a non-zero rank of a distributed run
         return 0
-    protocol = {"dataset": prepared.data.name, "task": args.task, "history": args.history, "horizon": args.horizon, "split": args.split,
-                "shots": args.shots, "sources": args.source, "few_ratio": args.few_ratio}
+    protocol = {"dataset": prepared.data.name, "task": args.task, "history": prepared.task.history,
+                "horizon": prepared.task.horizon, "split": args.split,
+                "shots": args.shots, "sources": args.source, "few_ratio": args.few_ratio,
+                "task_options": prepared.config.task_options}
     model.save_pretrained(output / "model", extra={"trained_on": protocol})
     write_json_atomic(output / "results.json", [record])
     _print_records([record])
@@ -308,7 +379,7 @@ def _pretrain(args) -> int:
     from urbanst.tasks import make_task
 
     output = Path(args.output)
-    task = make_task(args.task, args.history, args.horizon, SplitRule.parse(args.split))
+    task = make_task(args.task, args.history, args.horizon, SplitRule.parse(args.split), **_task_options(args))
     model, result = pretrain(args.model, args.datasets, task, _train_config(args, output), args.data_dir, **dict(args.option))
     if not result.is_global_zero:
         return 0
@@ -339,7 +410,7 @@ def _predict(args) -> int:
     model, prepared = prepare_saved(args.model, args.dataset, args.data_dir, args.batch_size)
     data, task = prepared.data, prepared.task
     if args.eval_split == "future":
-        windows, times = future_windows(model, data, prepared.scaler, list(task.available_lags(data).values()))
+        windows, times = future_windows(model, data, prepared.scaler, list(task.available_lags(data).values()), task)
         pred = predict_windows(model, windows, args.batch_size)
         folder = write_forecasts(Path(args.output), data, np.asarray(times)[None], pred)
         print(f"forecast of {len(times)} steps from {times[0]} to {times[-1]} for {data.num_units} units written to {folder}/")
@@ -356,7 +427,8 @@ def _predict(args) -> int:
 def _models(args) -> int:
     from urbanst.models.base import model_class, model_names
 
-    rows = [[name, model_class(name).family, (model_class(name).__doc__ or "").strip().splitlines()[0]] for name in model_names()]
+    rows = [[name, model_class(name).family, ((model_class(name).__doc__ or "").strip().splitlines() or [""])[0]]
+            for name in model_names()]
     _print_rows(["model", "family", "description"], rows)
     return 0
 

@@ -10,7 +10,14 @@ from urbanst.backbones.freezing import (
     trainable_summary,
     trained_parameter_names,
 )
-from urbanst.backbones.loading import FAMILIES, Backbone, build_tiny_backbone, load_backbone, save_backbone
+from urbanst.backbones.loading import (
+    FAMILIES,
+    Backbone,
+    backbone_depth,
+    build_tiny_backbone,
+    load_backbone,
+    save_backbone,
+)
 from urbanst.backbones.saving import (
     backbone_state_to_save,
     build_backbone,
@@ -25,6 +32,7 @@ __all__ = [
     "Backbone",
     "FreezingPolicy",
     "apply_freezing",
+    "backbone_depth",
     "backbone_state_to_save",
     "build_backbone",
     "build_tiny_backbone",

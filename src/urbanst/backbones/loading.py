@@ -142,22 +142,41 @@ class Backbone(nn.Module):
         return self.token_embeddings(input_ids)
 
     # -- forward -------------------------------------------------------------------------
-    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """``attention_mask``: ``[B, L]`` padding mask, or ``[B, 1, L, L]`` bool (True: query may attend to key),
+        used as given: no causal mask is added then, the caller decides (several sequences packed into one).
+        ``position_ids``: ``[B, L]`` positions from 0 (default ``0..L-1``); they, not ``L``, must fit the
+        learned positions."""
         if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != self.hidden_size:
             raise UrbanstError(
                 f"backbone input must be [batch, length, {self.hidden_size}], got {tuple(inputs_embeds.shape)}"
             )
-        length = inputs_embeds.shape[1]
-        if self.max_length is not None and length > self.max_length:
-            raise UrbanstError(f"sequence of {length} tokens exceeds the backbone's {self.max_length} positions")
-        if attention_mask is not None:
+        batch, length = inputs_embeds.shape[:2]
+        if position_ids is not None:
+            if tuple(position_ids.shape) != (batch, length):
+                raise UrbanstError(f"position_ids must be [batch, length] = {(batch, length)}, got {tuple(position_ids.shape)}")
+            span = int(position_ids.max()) + 1 if position_ids.numel() else 0
+            if self.config.model_type == "roberta":  # positions start after the padding index
+                position_ids = position_ids + int(self.config.pad_token_id) + 1
+        else:
+            span = length
+        if self.max_length is not None and span > self.max_length:
+            raise UrbanstError(f"sequence of {span} positions exceeds the backbone's {self.max_length} positions")
+        if attention_mask is not None and attention_mask.dim() == 4:
+            if tuple(attention_mask.shape) != (batch, 1, length, length):
+                raise UrbanstError(f"a 4-D attention_mask must be {(batch, 1, length, length)}, got {tuple(attention_mask.shape)}")
+            # additive form: every attention implementation (eager, sdpa) reads it the same way
+            attention_mask = torch.zeros((), dtype=self.dtype).masked_fill(~attention_mask.bool(), torch.finfo(self.dtype).min)
+        elif attention_mask is not None:
             if tuple(attention_mask.shape) != tuple(inputs_embeds.shape[:2]):
                 raise UrbanstError(
                     f"attention_mask must be [batch, length] = {tuple(inputs_embeds.shape[:2])}, "
                     f"got {tuple(attention_mask.shape)}"
                 )
             attention_mask = attention_mask.to(torch.long)
-        out = self.model(inputs_embeds=inputs_embeds.to(self.dtype), attention_mask=attention_mask, return_dict=True)
+        extra = {} if position_ids is None else {"position_ids": position_ids}
+        out = self.model(inputs_embeds=inputs_embeds.to(self.dtype), attention_mask=attention_mask, return_dict=True, **extra)
         return out.last_hidden_state.to(inputs_embeds.dtype)
 
     def extra_repr(self) -> str:
@@ -212,6 +231,20 @@ def load_backbone(
     if missing:
         raise UrbanstError(f"{name}: the checkpoint lacks weights of its own architecture, e.g. {missing[:5]}")
     return Backbone(model, family=family, source=source, tokenizer=_load_tokenizer(folder))
+
+
+def backbone_depth(name_or_path: str | os.PathLike | None = None) -> int:
+    """How many transformer layers the checkpoint has (reads its config only)."""
+    from transformers import AutoConfig
+
+    name = DEFAULT_NAME if name_or_path is None else str(name_or_path)
+    folder, _ = _resolve(name)
+    _require_safetensors(folder, name)
+    with _quiet_transformers():
+        try:
+            return int(AutoConfig.from_pretrained(folder, local_files_only=True).num_hidden_layers)
+        except (OSError, ValueError) as err:
+            raise UrbanstError(f"{name}: not a readable Hugging Face checkpoint ({err})") from None
 
 
 def family_of(config, name: str = "model") -> str:

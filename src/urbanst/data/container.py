@@ -39,9 +39,15 @@ class STData:
     notes: str = ""
 
     def __post_init__(self) -> None:
-        self.values = np.asarray(self.values, dtype=np.float32)
-        self.observed_mask = np.asarray(self.observed_mask, dtype=bool)
-        self.timestamps = pd.DatetimeIndex(self.timestamps)
+        self.values = _float32_values(self.values, self.name)
+        self.observed_mask = _bool_mask(self.observed_mask, self.name)
+        try:
+            self.timestamps = pd.DatetimeIndex(self.timestamps)
+        except (TypeError, ValueError, OverflowError) as err:
+            raise UrbanstError(
+                f"dataset {self.name!r}: timestamps must be dates (datetime64, pandas Timestamps or ISO text) in one "
+                f"time zone or none ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+            ) from None
         if self.values.ndim != 3:
             raise UrbanstError(f"dataset {self.name!r}: values must be [T, N, C], got shape {self.values.shape}")
         if self.observed_mask.shape != self.values.shape:
@@ -55,10 +61,16 @@ class STData:
         T, N, C = self.values.shape
         if T < 2:
             raise UrbanstError(f"dataset {self.name!r}: needs at least 2 time steps, got {T}")
+        if N < 1 or C < 1:
+            raise UrbanstError(
+                f"dataset {self.name!r}: needs at least one unit and one channel, got shape {self.values.shape}"
+            )
         if len(self.timestamps) != T:
             raise UrbanstError(f"dataset {self.name!r}: {len(self.timestamps)} timestamps for {T} steps")
+        if self.timestamps.hasnans:
+            raise UrbanstError(f"dataset {self.name!r}: {int(self.timestamps.isna().sum())} empty (NaT) timestamps")
         steps = np.diff(self.timestamps.asi8)
-        if not (steps > 0).all() or not (steps == steps[0]).all():
+        if not self.timestamps.is_monotonic_increasing or not (steps > 0).all() or not (steps == steps[0]).all():
             raise UrbanstError(
                 f"dataset {self.name!r}: timestamps must be sorted and evenly spaced "
                 "(insert missing steps as masked values)"
@@ -185,9 +197,46 @@ class STData:
 
 
 def format_step(step: pd.Timedelta) -> str:
-    """``1h``, ``5min``, ``1d`` rather than ``0 days 01:00:00``."""
-    seconds = int(step.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    """``1h``, ``5min``, ``1d`` rather than ``0 days 01:00:00`` (``250ms`` and the like below a second)."""
+    ns = int(step.as_unit("ns").value)
+    units = (("d", 86400 * 10**9), ("h", 3600 * 10**9), ("min", 60 * 10**9), ("s", 10**9), ("ms", 10**6), ("us", 10**3))
+    for unit, size in units:
+        if ns % size == 0:
+            return f"{ns // size}{unit}"
+    return f"{ns}ns"
+
+
+def _float32_values(values, name: str) -> np.ndarray:
+    """``values`` as float32; refuses what is not real numbers, and finite values float32 cannot hold."""
+    try:
+        array = np.asarray(values)
+        if array.dtype.kind in "OUS":  # numbers held as objects or text ("1.5", "nan", None = missing)
+            array = array.astype(np.float64)
+    except (TypeError, ValueError) as err:
+        raise UrbanstError(f"dataset {name!r}: values must be numbers ({str(err).splitlines()[0]})") from None
+    if array.dtype.kind not in "biuf":
+        raise UrbanstError(f"dataset {name!r}: values must be real numbers, got dtype {array.dtype}")
+    if array.dtype == np.float32:
+        return array
+    with np.errstate(over="ignore"):
+        out = array.astype(np.float32)
+    if array.dtype.kind == "f" and array.dtype.itemsize > 4:
+        overflow = int((np.isfinite(array) & ~np.isfinite(out)).sum())
+        if overflow:
+            raise UrbanstError(
+                f"dataset {name!r}: {overflow} value(s) exceed the float32 range (|x| > 3.4e38); rescale them"
+            )
+    return out
+
+
+def _bool_mask(mask, name: str) -> np.ndarray:
+    """A mask given as bool, or as numbers that are all 0 or 1 (1 = observed)."""
+    array = np.asarray(mask)
+    if array.dtype.kind == "b":
+        return array
+    if array.dtype.kind not in "iuf" or not np.isin(array, (0, 1)).all():
+        raise UrbanstError(
+            f"dataset {name!r}: observed_mask must be bool or 0/1 (True/1 = observed), got dtype {array.dtype}"
+            + ("" if array.dtype.kind not in "iuf" else " with other values")
+        )
+    return array.astype(bool)

@@ -47,6 +47,24 @@ class StandardScaler:
 
     @classmethod
     def from_dict(cls, d: dict) -> StandardScaler:
+        """Read what :meth:`to_dict` wrote; anything else (a damaged scaler.json) is refused."""
+        if not isinstance(d, dict):
+            raise UrbanstError(f"a scaler must be a mapping {{'kind', 'mean', 'std'}}, got {type(d).__name__}")
         if d.get("kind") != "standard":
             raise UrbanstError(f"unknown scaler kind {d.get('kind')!r}")
-        return cls(np.asarray(d["mean"], dtype=np.float32), np.asarray(d["std"], dtype=np.float32))
+        stats = []
+        for key in ("mean", "std"):
+            value = d.get(key)
+            ok = isinstance(value, list) and value and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+            )
+            if not ok or not np.isfinite(np.asarray(value, dtype=np.float64)).all():
+                raise UrbanstError(f"scaler {key!r} must be a non-empty list of finite numbers, got {value!r}"[:300])
+            with np.errstate(over="ignore"):  # beyond float32: inf, refused below
+                stats.append(np.asarray(value, dtype=np.float32))
+        mean, std = stats
+        if mean.shape != std.shape:
+            raise UrbanstError(f"scaler mean and std differ in length ({mean.size} and {std.size})")
+        if not (std > 0).all() or not np.isfinite(mean).all() or not np.isfinite(std).all():
+            raise UrbanstError("scaler std must be > 0 and every statistic must fit float32")
+        return cls(mean, std)

@@ -15,6 +15,11 @@ N units, C channels, K periodic lags):
     scale_mean     [B, C]        the scaler of the window's dataset: scaled = (value - mean) / std
     scale_std      [B, C]
 
+Event windows (the classify task, :class:`EventWindows`) add, for an event = count >= threshold:
+
+    y_event        [B, P, N, C]  bool, True where a scored target is an event
+    x_event        [B, H, N, C]  bool, True where an observed input is an event
+
 Each window carries its dataset's scaler, so one batch stream may mix datasets (pre-training,
 zero-shot) and every loss and metric still scales the right way: use :func:`to_scaled` and
 :func:`to_original`.
@@ -81,11 +86,14 @@ class ForecastWindows(Dataset):
         batch = self.__getitems__([i])
         return {k: v[0] for k, v in batch.items()}
 
+    def steps(self, indices) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Origins ``[B]`` of the windows at ``indices``, their input steps ``[B, H]`` and target steps ``[B, P]``."""
+        origin = self.origins[torch.as_tensor(indices, dtype=torch.long)]
+        return origin, origin[:, None] + torch.arange(-self.history, 0), origin[:, None] + torch.arange(self.horizon)
+
     def __getitems__(self, indices) -> dict:
         s = self.series
-        origin = self.origins[torch.as_tensor(indices, dtype=torch.long)]
-        past = origin[:, None] + torch.arange(-self.history, 0)
-        future = origin[:, None] + torch.arange(self.horizon)
+        origin, past, future = self.steps(indices)
         batch = {
             "x": s.scaled[past],
             "input_mask": s.mask[past],
@@ -107,6 +115,28 @@ class ForecastWindows(Dataset):
             # like x: 0 wherever the mask is False, including lags that fall before the series start
             batch["periodic"] = torch.where(periodic_mask, s.scaled[look], torch.zeros(()))
             batch["periodic_mask"] = periodic_mask
+        return batch
+
+
+class EventWindows(ForecastWindows):
+    """Forecast windows whose targets are also events: ``count >= threshold`` (adds ``y_event`` and ``x_event``)."""
+
+    def __init__(self, series: SeriesTensors, origins: np.ndarray, history: int, horizon: int, lags: list[int],
+                 threshold: float = 1.0):
+        super().__init__(series, origins, history, horizon, lags)
+        self.threshold = float(threshold)
+
+    @property
+    def events(self) -> torch.Tensor:
+        """``[T, N, C]`` bool: an observed event at each step of the whole series."""
+        return self.series.mask & (self.series.raw >= self.threshold)
+
+    def __getitems__(self, indices) -> dict:
+        batch = super().__getitems__(indices)
+        _, past, future = self.steps(indices)
+        s = self.series
+        batch["y_event"] = s.mask[future] & (s.raw[future] >= self.threshold)
+        batch["x_event"] = s.mask[past] & (s.raw[past] >= self.threshold)
         return batch
 
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from urbanst.data.splits import SplitRule
-from urbanst.engine.experiment import ExperimentConfig, prepare, run_model
+from urbanst.engine.experiment import ExperimentConfig, backbone_options, check_task, prepare, run_model
 from urbanst.engine.train import TrainConfig
-from urbanst.evaluation.plots import plot_error_per_step, plot_forecasts
+from urbanst.evaluation.plots import plot_error_per_step, plot_events, plot_forecasts
 from urbanst.evaluation.tables import protocol_line, results_table
 from urbanst.errors import UrbanstError
 from urbanst.io import write_json_atomic, write_text_atomic
@@ -22,8 +22,8 @@ class BenchmarkConfig:
     dataset: str
     models: list[str]
     task: str = "forecast"
-    history: int = 12
-    horizon: int = 12
+    history: int | None = None  # None: the task's default (see urbanst.tasks.make_task)
+    horizon: int | None = None
     split: SplitRule = field(default_factory=SplitRule)
     shots: str = "full"
     few_ratio: float | None = None
@@ -35,6 +35,9 @@ class BenchmarkConfig:
     output: Path | None = None
     data_dir: str | None = None
     progress: bool = True
+    # backbone / backbone_layers / backbone_policy for the models with a language-model backbone; others ignore them
+    backbone: dict = field(default_factory=dict)
+    task_options: dict = field(default_factory=dict)  # e.g. {"threshold": 5} for classify
 
     def experiment(self, shots: str | None = None) -> ExperimentConfig:
         transfer = (shots or self.shots) != "full"
@@ -50,6 +53,7 @@ class BenchmarkConfig:
             seed=self.seed,
             batch_size=self.batch_size,
             data_dir=self.data_dir,
+            task_options=self.task_options,
         )
 
 
@@ -70,6 +74,8 @@ def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
     """Every model on one protocol. In a few- or zero-shot benchmark the baselines are the target's own
     (fit on its full training split), so each transfer row stands beside what the target alone achieves."""
     models = expand_models(cfg.models)
+    for name in models:
+        check_task(model_class(name), cfg.task)
     target_own = prepare(cfg.experiment("full"))
     transfer = prepare(cfg.experiment()) if cfg.shots != "full" else target_own
     records, samples = [], {}
@@ -82,7 +88,8 @@ def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
             output=None if cfg.output is None else Path(cfg.output) / "runs" / name,
             progress=cfg.progress,
         )
-        _, record, evaluation, _ = run_model(name, prepared, train_cfg, progress=cfg.progress)
+        options = backbone_options(model_class(name), cfg.backbone)
+        _, record, evaluation, _ = run_model(name, prepared, train_cfg, progress=cfg.progress, **options)
         if record is None:  # a non-zero rank of a distributed run
             return []
         records.append(record)
@@ -95,8 +102,12 @@ def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
 def write_outputs(records: list[dict], samples: dict, data, output: Path) -> None:
     output.mkdir(parents=True, exist_ok=True)
     write_json_atomic(output / "results.json", records)
-    plot_error_per_step(records, output / "error_per_step.png")
-    plot_forecasts(samples, data.name, data.attributes, output / "forecasts.png", data.timestamps)
+    events = "macro_f1" in records[0]["metrics"]
+    plot_error_per_step(records, output / "error_per_step.png", metric="macro_f1" if events else "mae")
+    if events:
+        plot_events(samples, data.name, data.attributes, output / "forecasts.png", data.timestamps)
+    else:
+        plot_forecasts(samples, data.name, data.attributes, output / "forecasts.png", data.timestamps)
     text = [
         f"# Benchmark: {data.name}",
         "",
@@ -106,9 +117,9 @@ def write_outputs(records: list[dict], samples: dict, data, output: Path) -> Non
         "",
         "(b) = baseline. Best value of each column in bold.",
         "",
-        "![error per horizon step](error_per_step.png)",
+        "![error per horizon step](error_per_step.png)" if not events else "![macro-F1 per horizon step](error_per_step.png)",
         "",
-        "![forecasts against truth](forecasts.png)",
+        "![forecasts against truth](forecasts.png)" if not events else "![event probabilities against observed events](forecasts.png)",
         "",
     ]
     write_text_atomic(output / "results.md", "\n".join(text))

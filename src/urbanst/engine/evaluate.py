@@ -11,15 +11,15 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from urbanst.data.windows import collate_batch, to_original
-from urbanst.evaluation.metrics import RegressionMetrics
+from urbanst.evaluation.metrics import ClassificationMetrics, RegressionMetrics
 
 
 @dataclass
 class Evaluation:
     metrics: dict
-    mape_policy: str
+    mape_policy: str  # the metric policy in words (MAPE for regression, the event rule for classification)
     seconds: float
-    sample: dict  # a contiguous stretch of one-step-ahead forecasts for plotting
+    sample: dict  # a contiguous stretch of one-step-ahead forecasts (or event probabilities) for plotting
 
 
 def loader(windows, batch_size: int, shuffle: bool = False, seed: int = 0) -> DataLoader:
@@ -33,7 +33,9 @@ def evaluate_forecast(model, windows, batch_size: int = 64, plot_units: int = 3,
     model.eval()
     model.to(device)
     num_channels = windows.series.raw.shape[-1]
-    metric = RegressionMetrics(windows.horizon, num_channels=num_channels)
+    # One process scores the whole split: never sync with other ranks (after DDP training only
+    # rank 0 evaluates, and a sync would wait forever for ranks that have finished).
+    metric = RegressionMetrics(windows.horizon, num_channels=num_channels, sync_on_compute=False)
     units = _busiest_units(windows, plot_units)
     sample_pred, sample_true, sample_mask = [], [], []
     start = time.perf_counter()
@@ -56,6 +58,43 @@ def evaluate_forecast(model, windows, batch_size: int = 64, plot_units: int = 3,
         "true": np.where(torch.cat(sample_mask).numpy(), torch.cat(sample_true).numpy(), np.nan),
     }
     return Evaluation(metric.compute(), metric.mape_policy, seconds, sample)
+
+
+@torch.no_grad()
+def evaluate_events(model, windows, batch_size: int = 64, decision: float = 0.5, policy: str = "",
+                    plot_units: int = 3, plot_windows: int = 168, device: str | torch.device = "cpu",
+                    progress: bool = True) -> Evaluation:
+    """Score event logits (``model(batch)``) against ``batch["y_event"]`` on the scored targets; the sample
+    holds one-step-ahead event probabilities (``pred``) and observed events (``true``, NaN where unscored)."""
+    model.eval()
+    model.to(device)
+    metric = ClassificationMetrics(threshold=decision, horizon=windows.horizon)
+    per_channel = ClassificationMetrics(threshold=decision, horizon=windows.series.raw.shape[-1])
+    units = _busiest_units(windows, plot_units)
+    sample_pred, sample_true = [], []
+    start = time.perf_counter()
+    seen = 0
+    for batch in tqdm(loader(windows, batch_size), desc=f"evaluate {model.name}", leave=False, disable=not progress):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        prob = torch.sigmoid(model(batch).float())
+        label, mask = batch["y_event"], batch["target_mask"]
+        metric.update(prob, label, mask)
+        per_channel.update(*(t.movedim(-1, 1) for t in (prob, label, mask)))  # channels on the "step" axis
+        if seen < plot_windows:
+            take = min(plot_windows - seen, prob.shape[0])
+            sample_pred.append(prob[:take, 0, units].cpu())
+            sample_true.append(torch.where(mask, label.float(), torch.nan)[:take, 0, units].cpu())
+            seen += take
+    seconds = time.perf_counter() - start
+    metrics = metric.compute()
+    metrics["per_channel"] = per_channel.compute()["per_step"]
+    sample = {
+        "units": units.tolist(),
+        "origin": windows.origins[:seen].numpy(),
+        "pred": torch.cat(sample_pred).numpy(),
+        "true": torch.cat(sample_true).numpy(),
+    }
+    return Evaluation(metrics, policy, seconds, sample)
 
 
 def _busiest_units(windows, k: int) -> torch.Tensor:

@@ -41,8 +41,8 @@ SCALE_TEXT = "per-channel z-score fit on observed training values"
 class ExperimentConfig:
     dataset: str
     task: str = "forecast"
-    history: int = 12
-    horizon: int = 12
+    history: int | None = None  # None: the task's default (see urbanst.tasks.make_task)
+    horizon: int | None = None
     split: SplitRule = field(default_factory=SplitRule)
     shots: str = "full"
     few_ratio: float | None = None
@@ -50,6 +50,7 @@ class ExperimentConfig:
     seed: int = 0
     batch_size: int = 64
     data_dir: str | None = None
+    task_options: dict = field(default_factory=dict)  # other fields of the task, e.g. {"threshold": 5} for classify
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -84,7 +85,7 @@ class Prepared:
 
 
 def prepare(cfg: ExperimentConfig) -> Prepared:
-    task = make_task(cfg.task, cfg.history, cfg.horizon, cfg.split)
+    task = make_task(cfg.task, cfg.history, cfg.horizon, cfg.split, **cfg.task_options)
     data = load_dataset(cfg.dataset, cfg.data_dir)
     scaler = task.fit_scaler(data)
     windows = task.windows(data, scaler)
@@ -129,12 +130,36 @@ def _check_compatible(source: STData, target: STData) -> None:
         )
 
 
+BACKBONE_FIELDS = ("backbone", "backbone_layers", "backbone_policy")
+
+
+def check_task(model_cls: type[STModel], task: str) -> None:
+    """A model serves only the tasks it lists in ``tasks``."""
+    if task not in model_cls.tasks:
+        raise UrbanstError(
+            f"model {model_cls.name!r} cannot do the {task} task; it supports: {', '.join(model_cls.tasks)}"
+        )
+
+
+def backbone_options(model_cls: type[STModel], options: dict) -> dict:
+    """The backbone settings (``backbone``, ``backbone_layers``, ``backbone_policy``) among ``options`` that
+    ``model_cls`` has config fields for; a model without a language-model backbone gets none of them."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(model_cls.config_class)}
+    return {k: v for k, v in options.items() if k in BACKBONE_FIELDS and k in known and v is not None}
+
+
 def build_model(name: str, prepared: Prepared, init: str | Path | None = None, **options) -> STModel:
     """A fresh model shaped like the training data, or one loaded from ``init`` to fine-tune."""
+    check_task(model_class(name), prepared.task.name)
     if init is not None:
         model = STModel.from_pretrained(init)
         if model.name != name:
             raise UrbanstError(f"--init {init} holds a {model.name!r} model, not {name!r}")
+        trained_for = getattr(model.config, "task", "forecast")
+        if trained_for != prepared.task.name:
+            raise UrbanstError(f"--init {init} was built for the {trained_for} task, not {prepared.task.name}")
         model.start_finetune(prepared.spec)
     else:
         model = model_class(name).build(prepared.spec, **options)
@@ -166,6 +191,7 @@ def fit_model(model: STModel, prepared: Prepared, train_cfg: TrainConfig) -> Tra
 
 def score(model: STModel, prepared: Prepared, train_seconds: float, progress: bool = True, split: str = "test") -> tuple[dict, Evaluation]:
     check_applicable(model, prepared.data)
+    model.set_target(prepared.task.data_spec(prepared.data))
     result = prepared.task.evaluate(model, prepared.windows[split], prepared.config.batch_size, progress=progress)
     metrics = result.metrics
     record = ResultRecord(
@@ -175,7 +201,7 @@ def score(model: STModel, prepared: Prepared, train_seconds: float, progress: bo
         task=prepared.task.name,
         history=prepared.task.history,
         horizon=prepared.task.horizon,
-        split=prepared.task.split.describe() + ("" if split == "test" else f" (scored on {split})"),
+        split=_split_text(prepared) + ("" if split == "test" else f" (scored on {split})"),
         scale=prepared.setting["scale"],
         shots=prepared.setting["shots"],
         seed=prepared.config.seed,
@@ -194,6 +220,12 @@ def score(model: STModel, prepared: Prepared, train_seconds: float, progress: bo
         notes=prepared.setting.get("note", ""),
     )
     return record.to_dict(), result
+
+
+def _split_text(prepared: Prepared) -> str:
+    """The split rule in words; a task whose split depends on the data (impute) describes it itself."""
+    describe = getattr(prepared.task, "split_description", None)
+    return describe(prepared.data) if describe else prepared.task.split.describe()
 
 
 def run_model(name: str, prepared: Prepared, train_cfg: TrainConfig, init=None, progress: bool = True, **options):
@@ -217,16 +249,24 @@ def prepare_saved(model_dir: str | Path, dataset: str, data_dir: str | None = No
 
     model = STModel.from_pretrained(model_dir)
     trained = read_model_meta(model_dir).get("trained_on", {})
+    if not isinstance(trained, dict) or not all(isinstance(trained.get(k, ""), str) for k in ("dataset", "task", "split")) \
+            or not isinstance(trained.get("task_options", {}), dict):
+        raise UrbanstError(
+            f"{model_dir}/config.json: 'trained_on' is damaged (expected a mapping with text dataset, task and split, "
+            f"got {str(trained)[:80]}); save the model again"
+        )
     data = load_dataset(dataset, data_dir)
     check_applicable(model, data)
+    check_task(type(model), trained.get("task", "forecast"))
     split = SplitRule.parse(trained["split"]) if "split" in trained else SplitRule()
     cfg = ExperimentConfig(dataset=data.name, task=trained.get("task", "forecast"), history=model.config.history,
                            horizon=model.config.horizon, split=split, batch_size=batch_size, data_dir=data_dir)
-    task = make_task(cfg.task, cfg.history, cfg.horizon, split)
+    task = make_task(cfg.task, cfg.history, cfg.horizon, split, **trained.get("task_options", {}))
     same_data = trained.get("dataset") == data.name and model.scaler is not None
     scaler = model.scaler if same_data else task.fit_scaler(data)
     model.scaler = model.scaler or scaler
     windows = task.windows(data, scaler, splits=("val", "test"))
+    model.set_target(task.data_spec(data))
     setting = {
         "shots": trained.get("shots", "full") if same_data else "zero",
         "sources": trained.get("sources", []) if same_data else [trained.get("dataset", "unknown")],

@@ -33,10 +33,14 @@ class STModule(L.LightningModule):
     def _loss(self, batch: dict) -> torch.Tensor:
         return self.model.pretrain_loss(batch) if self.objective == "pretrain" else self.model.training_loss(batch)
 
-    def on_train_epoch_start(self) -> None:
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
         # Randomness within an epoch depends only on (seed, epoch), so a run resumed from an
         # end-of-epoch checkpoint repeats exactly what the uninterrupted run would have done.
-        torch.manual_seed(self.seed * 100_003 + self.current_epoch)
+        # Seeded at the first batch, not at epoch start: creating a DataLoader iterator draws from
+        # the global RNG, and Lightning creates it before or after the epoch-start hook depending
+        # on whether the epoch follows another one or a restored checkpoint.
+        if batch_idx == 0:
+            torch.manual_seed(self.seed * 100_003 + self.current_epoch)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)

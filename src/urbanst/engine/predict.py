@@ -16,17 +16,24 @@ from urbanst.io import atomic_dir
 
 @torch.no_grad()
 def predict_windows(model, windows: ForecastWindows, batch_size: int = 64) -> np.ndarray:
-    """``[W, P, N, C]`` forecasts in original units, one per window, in window order."""
+    """``[W, P, N, C]`` forecasts in original units (event probabilities for a classify model), one per
+    window, in window order."""
     model.eval()
-    out = [to_original(batch, model(batch)) for batch in eval_loader(windows, batch_size)]
+    events = getattr(model.config, "task", "forecast") == "classify"
+    out = [torch.sigmoid(model(b)) if events else to_original(b, model(b)) for b in eval_loader(windows, batch_size)]
     return torch.cat(out).numpy()
 
 
-def future_windows(model, data: STData, scaler, lags: list[int]) -> tuple[ForecastWindows, pd.DatetimeIndex]:
-    """One window whose history is the last observed steps and whose targets lie past the data's end."""
+def future_windows(model, data: STData, scaler, lags: list[int], task=None) -> tuple[ForecastWindows, pd.DatetimeIndex]:
+    """One window whose history is the last observed steps and whose targets lie past the data's end
+    (built by ``task.make_windows`` when a task is given)."""
     history, horizon = model.config.history, model.config.horizon
     extended = data.with_future_steps(horizon)
-    windows = ForecastWindows(SeriesTensors(extended, scaler), np.array([data.num_steps]), history, horizon, lags)
+    series, origins = SeriesTensors(extended, scaler), np.array([data.num_steps])
+    if task is not None:
+        windows = task.make_windows(series, origins, lags)
+    else:
+        windows = ForecastWindows(series, origins, history, horizon, lags)
     return windows, extended.timestamps[data.num_steps:]
 
 

@@ -73,8 +73,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a failed save leaves the previous checkpoint, and nothing else
+            raise
 
 
 def train_loader(windows, batch_size: int, seed: int) -> DataLoader:
@@ -98,17 +105,20 @@ def train(model, train_windows, val_windows, cfg: TrainConfig, objective: str = 
     train_dl = train_loader(train_windows, cfg.batch_size, cfg.seed)
     val_dl = eval_loader(val_windows, cfg.batch_size)
     root = Path(cfg.output) if cfg.output else Path(tempfile.mkdtemp(prefix="urbanst-train-"))
+    # best.ckpt follows every validation; last.ckpt (what --resume takes) is written only at the end of
+    # a training epoch. A resume then restarts at an epoch boundary, where the sampler order and the
+    # RNG depend on (seed, epoch) alone, so it repeats the uninterrupted run exactly; a mid-epoch
+    # checkpoint could not be resumed exactly (the data loader has no position to restore).
+    # Order matters: early stopping and best.ckpt update their state before last.ckpt records it.
     checkpoint = ModelCheckpoint(
-        dirpath=root / "checkpoints",
-        filename="best",
-        monitor="val_score",
-        mode="min",
-        save_last=True,
-        enable_version_counter=False,
+        dirpath=root / "checkpoints", filename="best", monitor="val_score", mode="min", enable_version_counter=False,
     )
-    callbacks = [checkpoint, EarlyStopping(monitor="val_score", mode="min", patience=cfg.patience)]
-    logger = CSVLogger(str(root), name="logs", version="")
-    trainer = L.Trainer(
+    last = ModelCheckpoint(
+        dirpath=root / "checkpoints", filename="last", save_on_train_epoch_end=True, enable_version_counter=False,
+    )
+    callbacks = [EarlyStopping(monitor="val_score", mode="min", patience=cfg.patience), checkpoint, last]
+    logger = CSVLogger(str(root), name="logs", version=_log_version(root / "logs", resuming=bool(cfg.resume)))
+    trainer = _trainer(
         max_epochs=cfg.max_epochs,
         max_time=timedelta(seconds=cfg.time_budget) if cfg.time_budget else None,
         accelerator=cfg.accelerator,
@@ -120,7 +130,8 @@ def train(model, train_windows, val_windows, cfg: TrainConfig, objective: str = 
         enable_progress_bar=cfg.progress,
         enable_model_summary=False,
         enable_checkpointing=True,
-        val_check_interval=min(cfg.val_every, len(train_dl)),
+        # a share of the epoch, so that it holds when DDP gives each process a part of the batches
+        val_check_interval=min(1.0, cfg.val_every / len(train_dl)),
         gradient_clip_val=5.0,
         num_sanity_val_steps=0,
         plugins=[AtomicCheckpointIO()],
@@ -140,6 +151,31 @@ def train(model, train_windows, val_windows, cfg: TrainConfig, objective: str = 
         epochs=trainer.current_epoch,
         best_score=None if score is None else float(score),
         best_checkpoint=best,
-        log_dir=str(root / "logs"),
+        log_dir=logger.log_dir,
         is_global_zero=trainer.is_global_zero,
     )
+
+
+def _log_version(logs: Path, resuming: bool) -> str:
+    """``logs/metrics.csv`` for a fresh run; a resumed run logs to ``logs/resume-K/`` so that the
+    history written before the interruption is kept (Lightning's CSV logger would delete it)."""
+    if not resuming or not (logs / "metrics.csv").exists():
+        return ""
+    k = 1
+    while (logs / f"resume-{k}").exists():
+        k += 1
+    return f"resume-{k}"
+
+
+def _trainer(**settings) -> L.Trainer:
+    """``L.Trainer(**settings)``; a Lightning setting it refuses (--accelerator, --devices, --strategy) is a user error."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return L.Trainer(**settings)
+    except (MisconfigurationException, ValueError, TypeError) as err:
+        chosen = ", ".join(f"{k}={settings.get(k)!r}" for k in ("accelerator", "devices", "strategy"))
+        detail = " ".join(str(err).split())
+        raise UrbanstError(
+            f"Lightning refuses the training settings ({chosen}): {detail}; fix --accelerator, --devices or --strategy"
+        ) from None

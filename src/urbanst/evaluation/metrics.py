@@ -18,11 +18,15 @@ Conventions:
   value that does not exist);
 * a value that is undefined for the data (for example WAPE when every scored target is
   zero, AUROC when one class is absent) is returned as ``None``, never NaN;
-* a split with no scored entry at all raises :class:`~urbanst.errors.UrbanstError`.
+* a split with no scored entry at all raises :class:`~urbanst.errors.UrbanstError`;
+* a metric that overflows float64 (errors of about 1e150 and more, percentages of targets
+  within about 1e-300 of zero: float64 inputs far outside the float32 range) raises
+  ``ValueError`` instead of giving inf or NaN.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -52,6 +56,19 @@ def _check_tensors(names: tuple[str, ...], tensors: tuple[Any, ...]) -> None:
     mask = tensors[-1]
     if mask.dtype != torch.bool:
         raise ValueError(f"mask must be a bool tensor (True = scored), got dtype {mask.dtype}")
+
+
+def _check_finite(result: dict) -> None:
+    """A float64 overflow (errors of about 1e150 and more, or a percentage of targets within about 1e-300 of
+    zero) gives inf, and inf / inf is NaN: refuse rather than report such a metric."""
+    values = [v for v in result.values() if isinstance(v, float)]
+    values += [v for group in ("per_step", "per_channel") for lst in result.get(group, {}).values() for v in lst
+               if isinstance(v, float)]
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(
+            "a metric overflows float64 (scored errors of about 1e150 or more, or percentages of targets within "
+            "about 1e-300 of zero): the model output or the targets are not in sensible units; rescale them first"
+        )
 
 
 def _count_true(*tensors: Tensor) -> list[int]:
@@ -234,6 +251,7 @@ class RegressionMetrics(Metric):
         result["per_step"] = self._summary(*(s.sum(dim=1) for s in states))
         if self.num_channels is not None:
             result["per_channel"] = self._summary(*(s.sum(dim=0) for s in states))
+        _check_finite(result)
         return result
 
 

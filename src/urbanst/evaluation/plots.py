@@ -1,4 +1,5 @@
-"""PNG plots of results: error per horizon step, and forecasts against truth."""
+"""PNG plots of results: error (or macro-F1) per horizon step, forecasts against truth, event probabilities
+against observed events."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ def plot_error_per_step(records: list[dict], path: Path, metric: str = "mae") ->
         values = [np.nan if v is None else v for v in r["per_step"][metric]]
         ax.plot(np.arange(1, len(values) + 1), values, marker="o", ms=3, label=r["model"],
                 linestyle="--" if r["family"] == "baseline" else "-")
+    label = metric.upper() if metric in ("mae", "rmse", "mape", "wape") else metric.replace("_", "-")
     ax.set_xlabel("horizon step")
-    ax.set_ylabel(f"test {metric.upper()}")
-    ax.set_title(f"{records[0]['dataset']}: {metric.upper()} per horizon step")
+    ax.set_ylabel(f"test {label}")
+    ax.set_title(f"{records[0]['dataset']}: {label} per horizon step")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -30,8 +32,11 @@ def plot_error_per_step(records: list[dict], path: Path, metric: str = "mae") ->
 
 def plot_forecasts(samples: dict[str, dict], dataset: str, channel_names: list[str], path: Path,
                    timestamps=None) -> Path:
-    """One panel per plotted unit: truth and each model's one-step-ahead forecast (first channel)."""
+    """One panel per plotted unit: truth and each model's one-step-ahead forecast (first channel).
+    Imputation samples (``kind == "impute"``) are drawn by :func:`plot_imputations`."""
     first = next(iter(samples.values()))
+    if first.get("kind") == "impute":
+        return plot_imputations(samples, dataset, channel_names, path, timestamps)
     units = first["units"]
     fig, axes = plt.subplots(len(units), 1, figsize=(9, 2.4 * len(units)), sharex=True, squeeze=False)
     x = first["origin"] if timestamps is None else timestamps[first["origin"]]
@@ -44,6 +49,58 @@ def plot_forecasts(samples: dict[str, dict], dataset: str, channel_names: list[s
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7, ncol=4)
     axes[0, 0].set_title(f"{dataset}: one-step-ahead test forecasts")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_events(samples: dict[str, dict], dataset: str, channel_names: list[str], path: Path, timestamps=None) -> Path:
+    """One panel per plotted unit: each model's one-step-ahead event probability (first channel) and the
+    observed events (dots at 1, crosses at 0)."""
+    first = next(iter(samples.values()))
+    units = first["units"]
+    fig, axes = plt.subplots(len(units), 1, figsize=(9, 2.4 * len(units)), sharex=True, squeeze=False)
+    x = first["origin"] if timestamps is None else timestamps[first["origin"]]
+    for row, unit in enumerate(units):
+        ax = axes[row, 0]
+        truth = first["true"][:, row, 0]
+        for value, marker in ((1.0, "o"), (0.0, "x")):
+            hit = truth == value
+            ax.scatter(np.asarray(x)[hit], truth[hit], s=10, marker=marker, color="black",
+                       label="event" if value else "no event")
+        for name, sample in samples.items():
+            ax.plot(x, sample["pred"][:, row, 0], lw=1, label=name)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_ylabel(f"unit {unit}\n{channel_names[0]}", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, ncol=4)
+    axes[0, 0].set_title(f"{dataset}: one-step-ahead event probabilities on test")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_imputations(samples: dict[str, dict], dataset: str, channel_names: list[str], path: Path,
+                     timestamps=None) -> Path:
+    """One panel per plotted unit: the observed truth (line) and each model's imputations at the scored
+    (hidden) entries (markers), first channel."""
+    first = next(iter(samples.values()))
+    units = first["units"]
+    fig, axes = plt.subplots(len(units), 1, figsize=(9, 2.4 * len(units)), sharex=True, squeeze=False)
+    x = np.asarray(first["origin"] if timestamps is None else timestamps[first["origin"]])
+    for row, unit in enumerate(units):
+        ax = axes[row, 0]
+        ax.plot(x, first["true"][:, row, 0], color="black", lw=1.2, label="truth (observed)")
+        for name, sample in samples.items():
+            ax.plot(x, sample["pred"][:, row, 0], ls="none", marker="o", ms=3, label=name)
+        ax.set_ylabel(f"unit {unit}\n{channel_names[0]}", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, ncol=4)
+    axes[0, 0].set_title(f"{dataset}: imputed test entries (markers) against the truth")
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

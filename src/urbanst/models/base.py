@@ -2,7 +2,8 @@
 
 A model is a plain ``torch.nn.Module``. ``forward(batch)`` returns the prediction for the
 task's targets in *scaled* units (``[B, P, N, C]`` for forecasting); the task turns it back
-into original units with the scaler that travels with the model.
+into original units with the scaler that travels with the model. In the classify task
+(``config.task == "classify"``) ``forward`` returns event *logits* of the same shape.
 
 ``save_pretrained(dir)`` writes ``config.json`` (model name, config, library version),
 ``model.safetensors`` and ``scaler.json``. ``from_pretrained(dir)`` reads them back and
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,6 +29,7 @@ from urbanst.errors import UrbanstError
 from urbanst.io import atomic_dir, write_json_atomic
 
 CONFIG_FILE = "config.json"
+_SAVED_HINT = "pass a folder written by save_pretrained (`urbanst fit --output OUT` saves the model in OUT/model)"
 WEIGHTS_FILE = "model.safetensors"
 SCALER_FILE = "scaler.json"
 
@@ -46,6 +50,9 @@ class DataSpec:
     # Spatial structure for models that build priors from it (stored by them as buffers, not in config).
     adjacency: np.ndarray | None = field(default=None, repr=False)
     coords: np.ndarray | None = field(default=None, repr=False)
+    coord_system: str = "latlon"  # of coords: "latlon" degrees or projected "metres"
+    task: str = "forecast"  # the task the windows serve (see urbanst.tasks); models with a ``task`` field take it
+    city: str = ""
 
 
 _MODELS: dict[str, type[STModel]] = {}
@@ -79,6 +86,7 @@ class STModel(nn.Module):
     trains_by_gradient: ClassVar[bool] = True
     default_lr: ClassVar[float] = 1e-3
     unit_agnostic: ClassVar[bool] = False  # True when no weight is tied to a particular unit
+    tasks: ClassVar[tuple[str, ...]] = ("forecast",)  # the tasks it can serve; more than one: a config field ``task``
 
     def __init__(self, config):
         super().__init__()
@@ -89,7 +97,11 @@ class STModel(nn.Module):
     @classmethod
     def build(cls, spec: DataSpec, **options: Any) -> STModel:
         """A model for data shaped like ``spec``; ``options`` override config fields."""
-        model = cls(cls.make_config(spec, **options))
+        config = cls.make_config(spec, **options)
+        if not options:
+            model = cls(config)
+        else:  # a value of the right type may still be out of range (a negative width, a dropout of 2)
+            model = _construct(cls, config, f"options {options}")
         model.init_from_data(spec)
         return model
 
@@ -99,6 +111,11 @@ class STModel(nn.Module):
     def start_finetune(self, spec: DataSpec) -> None:
         """Called when a saved model is trained further on ``spec``'s data (``fit --init``): freeze or reset parts here."""
 
+    def set_target(self, spec: DataSpec) -> None:
+        """Called before the model predicts on ``spec``'s data, which may be another city than it was trained on
+        (zero-shot): models whose inputs describe the data (an instruction naming the city) update them here.
+        Nothing is learned and nothing saved changes."""
+
     @classmethod
     def make_config(cls, spec: DataSpec, **options: Any):
         known = {f.name for f in dataclasses.fields(cls.config_class)}
@@ -106,14 +123,18 @@ class STModel(nn.Module):
         unknown = sorted(set(options) - known)
         if unknown:
             raise UrbanstError(f"model {cls.name!r} has no option {unknown}; its options are {sorted(known)}")
+        check_field_types(cls.config_class, options, f"model {cls.name!r} option")
         return cls.config_class(**{**base, **options})
 
     # -- training -------------------------------------------------------------------------
     def training_loss(self, batch: dict) -> torch.Tensor:
-        """Masked MAE in scaled units between the forecast and the scored targets."""
+        """Masked MAE in scaled units between the forecast and the scored targets; in the classify task,
+        binary cross-entropy between the event logits and the events (``batch["y_event"]``)."""
         from urbanst.data.windows import to_scaled
-        from urbanst.tasks.losses import masked_mae
+        from urbanst.tasks.losses import masked_bce_with_logits, masked_mae
 
+        if getattr(self.config, "task", "forecast") == "classify":
+            return masked_bce_with_logits(self(batch), batch["y_event"], batch["target_mask"])
         return masked_mae(self(batch), to_scaled(batch, batch["y"]), batch["target_mask"])
 
     # -- closed-form fitting (baselines) ------------------------------------------------
@@ -154,15 +175,26 @@ class STModel(nn.Module):
         model_cls = model_class(meta["model"])
         if cls is not STModel and not issubclass(model_cls, cls):
             raise UrbanstError(f"{directory} holds a {meta['model']!r} model, not a {cls.name!r}")
+        where = f"{directory}/{CONFIG_FILE} does not fit model {meta['model']!r}"
         try:
             config = model_cls.config_class(**meta["config"])
         except TypeError as err:
-            raise UrbanstError(f"{directory}/{CONFIG_FILE} does not fit model {meta['model']!r}: {err}") from None
-        model = model_cls(config)
+            raise UrbanstError(f"{where}: {err}") from None
+        check_field_types(model_cls.config_class, meta["config"], f"{where}:")
+        model = _construct(model_cls, config, f"{directory}/{CONFIG_FILE}")
         model.load_weights(Path(directory) / WEIGHTS_FILE)
         scaler_path = Path(directory) / SCALER_FILE
         if scaler_path.is_file():
-            model.scaler = StandardScaler.from_dict(_read_json(scaler_path))
+            try:
+                model.scaler = StandardScaler.from_dict(_read_json(scaler_path))
+            except UrbanstError as err:
+                raise UrbanstError(f"damaged {scaler_path}: {err}; save the model again") from None
+            channels = getattr(config, "num_channels", None)
+            if isinstance(channels, int) and model.scaler.mean.shape != (channels,):
+                raise UrbanstError(
+                    f"damaged {scaler_path}: {model.scaler.mean.size} channel statistics for a model of {channels} "
+                    "channels; save the model again"
+                )
         return model
 
     def load_weights(self, path: Path) -> None:
@@ -172,7 +204,7 @@ class STModel(nn.Module):
         try:
             state = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as err:
-            raise UrbanstError(f"corrupted or unreadable weights {path}: {err}") from None
+            raise UrbanstError(f"corrupted or unreadable weights {path}: {err}; save or train the model again") from None
         expected = self.state_to_save()
         missing = sorted(set(expected) - set(state))
         unexpected = sorted(set(state) - set(expected))
@@ -184,15 +216,75 @@ class STModel(nn.Module):
         self.load_state_dict(state, strict=False)
 
 
+def _construct(model_cls: type[STModel], config, source: str) -> STModel:
+    """``model_cls(config)`` for a config read from a file or given by the user: a value the model cannot be built
+    with (a negative width, a dropout of 2) is the user's to fix, so it ends in an UrbanstError naming it."""
+    try:
+        return model_cls(config)
+    except UrbanstError:
+        raise
+    except (TypeError, ValueError, RuntimeError, OverflowError, IndexError, KeyError, ZeroDivisionError) as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise UrbanstError(
+            f"cannot build model {model_cls.name!r} from {source}: {type(err).__name__}: {detail}"[:500]
+        ) from None
+
+
+def check_field_types(config_class: type, values: dict, where: str) -> None:
+    """Refuse config values whose type does not match the config dataclass annotation (e.g. ``embed_dim='abc'``)."""
+    try:
+        hints = typing.get_type_hints(config_class)
+    except (NameError, TypeError):  # an annotation that cannot be resolved: nothing to check against
+        return
+    for key, value in values.items():
+        hint = hints.get(key)
+        if hint is not None and not _fits(value, hint):
+            shown = repr(value) if len(repr(value)) < 60 else repr(value)[:57] + "..."
+            raise UrbanstError(f"{where} {key}={shown} is not of type {_type_text(hint)}")
+
+
+def _fits(value, hint) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is typing.Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple) or hint in (list, tuple):  # JSON and YAML give lists for tuples
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args))
+        return not args or all(_fits(v, args[0]) for v in value)
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            return False
+        return len(args) != 2 or all(_fits(k, args[0]) and _fits(v, args[1]) for k, v in value.items())
+    return True  # an annotation this check does not know: not checked
+
+
+def _type_text(hint) -> str:
+    return getattr(hint, "__name__", None) if typing.get_origin(hint) is None and hasattr(hint, "__name__") else str(hint)
+
+
 def read_model_meta(directory: str | Path) -> dict:
     directory = Path(directory)
     if not directory.is_dir():
-        raise UrbanstError(f"model directory not found: {directory}")
+        raise UrbanstError(f"model directory not found: {directory}; {_SAVED_HINT}")
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         pickles = [p.name for p in directory.glob("*") if p.suffix in {".bin", ".pt", ".pth", ".pkl", ".ckpt"}]
         hint = f" (found {pickles}: urbanst loads weights only from safetensors, never from pickles)" if pickles else ""
-        raise UrbanstError(f"no {WEIGHTS_FILE} in {directory}{hint}")
+        raise UrbanstError(f"no {WEIGHTS_FILE} in {directory}{hint}; {_SAVED_HINT}")
     meta = _read_json(directory / CONFIG_FILE)
     if not isinstance(meta, dict) or not isinstance(meta.get("model"), str) or not isinstance(meta.get("config"), dict):
         raise UrbanstError(f"{directory}/{CONFIG_FILE} is malformed: expected {{'model': name, 'config': {{...}}}}")
@@ -203,9 +295,9 @@ def _read_json(path: Path):
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise UrbanstError(f"file not found: {path}") from None
+        raise UrbanstError(f"file not found: {path}; the model folder is incomplete: save the model again") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UrbanstError(f"malformed JSON in {path}: {err}") from None
+        raise UrbanstError(f"malformed JSON in {path}: {err}; the file is damaged: save the model again") from None
 
 
 def _dedupe_shared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

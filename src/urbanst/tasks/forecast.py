@@ -55,8 +55,12 @@ class ForecastTask:
                     f"dataset {data.name!r}: the {split} split ({last - first} steps) holds no window of "
                     f"{self.history} + {self.horizon} steps with an observed target; shorten history/horizon or change --split"
                 )
-            out[split] = ForecastWindows(series, origins, self.history, self.horizon, lags)
+            out[split] = self.make_windows(series, origins, lags)
         return out
+
+    def make_windows(self, series: SeriesTensors, origins: np.ndarray, lags: list[int]) -> ForecastWindows:
+        """The window set over ``series`` at ``origins`` (a task that adds batch keys returns a subclass)."""
+        return ForecastWindows(series, origins, self.history, self.horizon, lags)
 
     def data_spec(self, data: STData):
         from urbanst.models.base import DataSpec
@@ -73,6 +77,8 @@ class ForecastTask:
             attributes=list(data.attributes),
             adjacency=data.adjacency,
             coords=data.coords,
+            task=self.name,
+            city=data.city,
         )
 
     def evaluate(self, model, windows, batch_size: int = 64, progress: bool = True):

@@ -1,4 +1,7 @@
-"""Copy-the-past forecasts: last observed value and the same slot one day or one week earlier."""
+"""Copy-the-past forecasts: last observed value and the same slot one day or one week earlier.
+
+``last`` also serves the classify task: an event at the last observed step predicts an event next
+(a near-certain logit either way; no observed input gives probability 0.5, i.e. no event)."""
 
 from __future__ import annotations
 
@@ -18,24 +21,50 @@ def last_observed(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(last >= 0, value, torch.zeros_like(value)).squeeze(1)
 
 
+LOGIT_CAP = 9.0  # the logit of a copied event: probability 0.9999 (or 0.0001 for no event)
+
+
+def seasonal_naive(batch: dict, index: int | None, horizon: int | None = None) -> torch.Tensor:
+    """``[B, P, N, C]`` (scaled): the value at periodic lag ``index`` of the batch, the last observed value
+    where that is missing; with ``index=None`` the last observed value for ``horizon`` steps."""
+    fallback = last_observed(batch["x"], batch["input_mask"]).unsqueeze(1)
+    if index is None:
+        return fallback.expand(-1, horizon, -1, -1)
+    return torch.where(batch["periodic_mask"][:, index], batch["periodic"][:, index], fallback)
+
+
+def seasonal_anchor(batch: dict, lags: list[str], horizon: int) -> torch.Tensor:
+    """Seasonal naive's forecast (scaled) at the longest available lag (1w, else 1d, else the last value):
+    the anchor a model may predict a correction to."""
+    index = next((lags.index(lag) for lag in ("1w", "1d") if lag in lags), None)
+    return seasonal_naive(batch, index, horizon)
+
+
 @dataclass
 class NaiveConfig:
     horizon: int
     lags: list[str] = field(default_factory=list)
+    task: str = "forecast"
 
 
 @register_model
 class LastValue(STModel):
-    """Repeat the last observed value over the whole horizon."""
+    """Repeat the last observed value (or event) over the whole horizon."""
 
     name = "last"
     config_class = NaiveConfig
     family = "baseline"
     trains_by_gradient = False
     unit_agnostic = True
+    tasks = ("forecast", "classify")
 
     def forward(self, batch: dict) -> torch.Tensor:
-        last = last_observed(batch["x"], batch["input_mask"])
+        if self.config.task == "classify":
+            event = last_observed(batch["x_event"].float(), batch["input_mask"])
+            seen = batch["input_mask"].any(1)
+            last = torch.where(seen, (2 * event - 1) * LOGIT_CAP, torch.zeros_like(event))
+        else:
+            last = last_observed(batch["x"], batch["input_mask"])
         return last.unsqueeze(1).expand(-1, self.config.horizon, -1, -1)
 
 
@@ -55,10 +84,7 @@ class _Seasonal(STModel):
         self.index = config.lags.index(self.lag)
 
     def forward(self, batch: dict) -> torch.Tensor:
-        seasonal = batch["periodic"][:, self.index]
-        observed = batch["periodic_mask"][:, self.index]
-        fallback = last_observed(batch["x"], batch["input_mask"]).unsqueeze(1)
-        return torch.where(observed, seasonal, fallback)
+        return seasonal_naive(batch, self.index)
 
 
 @register_model

@@ -24,9 +24,11 @@ class PromptSTConfig:
     temporal_layers: int = 2
     spatial_layers: int = 2
     ffn_ratio: int = 2
-    dropout: float = 0.1
+    dropout: float = 0.0  # plenty of series per window for a ~40 k-parameter model; dropout costs CPU time
+    patch_len: int = 3  # history steps per token (history is left-padded, as unobserved, to a multiple)
     use_time: bool = True  # time-of-day and day-of-week embeddings
     use_periodic: bool = True  # the forecast token carries the values one day / week before each target step
+    spatial_on: str = "forecast"  # spatial layers mix units at the "forecast" token of each series, or at "all" tokens
     spatial_anchors: int = 0  # 0: full attention over the units; M > 0: through M learned anchors, O(N·M)
     # prompts, per attribute
     temporal_prompts: int = 4  # attribute-temporal prompt tokens prepended at each temporal layer
@@ -52,6 +54,10 @@ class PromptSTConfig:
             raise UrbanstError(f"promptst: d_model {self.d_model} is not a multiple of num_heads {self.num_heads}")
         if min(self.temporal_layers, self.spatial_layers) < 0 or self.temporal_layers + self.spatial_layers == 0:
             raise UrbanstError("promptst: needs at least one temporal or spatial layer")
+        if self.spatial_on not in ("forecast", "all"):
+            raise UrbanstError(f"promptst: spatial_on must be 'forecast' or 'all', got {self.spatial_on!r}")
+        if self.patch_len < 1:
+            raise UrbanstError(f"promptst: patch_len must be >= 1, got {self.patch_len}")
         if self.spatial_anchors < 0 or self.temporal_prompts < 0 or self.spatial_prompts < 0:
             raise UrbanstError("promptst: spatial_anchors, temporal_prompts and spatial_prompts must be >= 0")
         for key in ("prompt_attributes", "tuning_attributes"):

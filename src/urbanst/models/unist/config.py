@@ -53,6 +53,7 @@ class UniSTConfig:
     prompts: bool = True
     prompt_parts: list[str] = field(default_factory=lambda: list(PROMPT_PARTS))
     memory_slots: int = 512
+    prompt_residual: bool = False  # prompt = memory(query) + query instead of memory(query) alone
     # -- training ----------------------------------------------------------------------
     loss: str = "mae"  # forecasting loss on the scored targets: "mae" or "mse"
     mask_ratio: float = 0.5

@@ -157,7 +157,7 @@ class RegionGraph:
     def operator(self, device=None, dtype=torch.float32) -> torch.Tensor:
         """Â = D^-1 (A + I) as a dense ``[N, N]`` matrix (small N) or a sparse COO tensor."""
         N = self.num_units
-        if N <= 4096:
+        if N <= 1024:
             dense = torch.zeros(N, N, dtype=dtype, device=device)
             dense[self.edge_index[0].to(device), self.edge_index[1].to(device)] = self.edge_weight.to(device, dtype)
             return dense

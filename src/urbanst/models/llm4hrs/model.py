@@ -1,0 +1,150 @@
+"""LLM4HRS (IEEE TGRS): imputation of sparse fields with one pretrained language model read three ways.
+
+Per channel, a window is ``x [S, L, N]`` (S = batch x channels) with its visibility mask, both
+z-scored per window over the visible entries so that pollution episodes and quiet days look alike.
+
+* temporal branch: one token per step, ``Linear([x_t, mask_t])`` (2N -> d); the language model
+  reads the tokens forward in time and, separately, time-reversed; the two outputs (the
+  second flipped back) are concatenated -> LayerNorm -> Linear back to N units;
+* spatial branch: one token per unit, ``Linear([series, mask])`` over the window (2L -> d), where
+  series is the temporal branch's estimate with the visible values kept; the same language
+  model reads the units (in chunks of at most ``spatial_chunk``, default its position limit),
+  then Linear back to L steps;
+* fusion: a Linear over the two estimates of each entry.
+
+The language model trains only its LayerNorms and position embeddings (``ln_only``, as in
+OFA/LLM4HRS); everything else it holds is frozen and never saved (``config.backbone`` is its
+path). The loss is the task's: L1 on the entries the training batch hid (the model never sees
+them). With the default MiniLM (a bidirectional BERT encoder) both reading directions see the
+whole window and differ in the positions each step gets; with a GPT-2 checkpoint the forward
+reading is causal and the reversed one anti-causal, as in the paper.
+
+Only the temporal projections (2N -> d, 2d -> N) are tied to the unit set; the spatial branch
+takes any number of units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from urbanst.backbones import build_backbone, state_to_save_with_backbone
+from urbanst.backbones.loading import DEFAULT_NAME
+from urbanst.data.windows import to_scaled
+from urbanst.errors import UrbanstError
+from urbanst.models.base import STModel, register_model
+from urbanst.tasks.losses import masked_mae
+
+
+MINILM_LAYERS = 1  # measured: one MiniLM block keeps a training step near 1-2 s on 2 CPU cores
+
+
+@dataclass
+class LLM4HRSConfig:
+    num_units: int
+    num_channels: int
+    history: int  # the window length L
+    horizon: int  # = history
+    backbone: str | None = "minilm"
+    backbone_layers: int | None = None  # keep the first K blocks; None: 1 of the embedded MiniLM's 6, all of another LM
+    backbone_policy: str = "ln_only"
+    spatial_chunk: int | None = None  # units per spatial sequence; None: the backbone's position limit
+    backbone_dropout: float = 0.0  # dropout inside the frozen language model (its own config's rate is replaced)
+    branch_loss: float = 1.0  # weight of the same L1 on each branch's own estimate (0: the fused output only)
+
+
+@register_model
+class LLM4HRS(STModel):
+    """LLM4HRS: a LayerNorm/position-tuned language model over time (both directions) and over units (imputation)."""
+
+    name = "llm4hrs"
+    config_class = LLM4HRSConfig
+    tasks = ("impute",)
+    default_lr = 1e-3
+
+    def __init__(self, config: LLM4HRSConfig):
+        super().__init__(config)
+        if config.history != config.horizon:
+            raise UrbanstError(f"llm4hrs imputes one window: history ({config.history}) must equal horizon ({config.horizon})")
+        if config.backbone_layers is None and config.backbone in (None, DEFAULT_NAME):
+            config.backbone_layers = MINILM_LAYERS
+        self.backbone = build_backbone(config.backbone, layers=config.backbone_layers, policy=config.backbone_policy)
+        config.backbone, config.backbone_layers = self.backbone.source, self.backbone.num_layers
+        for module in self.backbone.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = config.backbone_dropout
+        d, N, L = self.backbone.hidden_size, config.num_units, config.history
+        limit = self.backbone.max_length
+        if limit is not None and L > limit:
+            raise UrbanstError(f"a window of {L} steps exceeds the backbone's {limit} positions")
+        self.chunk = min(config.spatial_chunk or limit or N, limit or N)  # units per spatial sequence, at most
+        self.time_in = nn.Linear(2 * N, d)
+        self.time_norm = nn.LayerNorm(2 * d)
+        self.time_out = nn.Linear(2 * d, N)
+        self.space_in = nn.Linear(2 * L, d)
+        self.space_out = nn.Linear(d, L)
+        self.fuse = nn.Linear(2, 1)
+        with torch.no_grad():
+            self.fuse.weight.fill_(0.5)
+            self.fuse.bias.zero_()
+
+    def state_to_save(self) -> dict[str, torch.Tensor]:
+        return state_to_save_with_backbone(self, self.config.backbone_policy)
+
+    # -- branches over x, mask [S, L, N] -------------------------------------------------
+    def temporal(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The language model's reading of the step tokens forward in time and time-reversed (flipped
+        back to time order): two ``[S, L, d]`` tensors."""
+        tokens = self.time_in(torch.cat([x, mask], -1))
+        forward, backward = self.backbone(torch.cat([tokens, tokens.flip(1)])).chunk(2)  # one call, both readings
+        return forward, backward.flip(1)
+
+    def temporal_branch(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        forward, backward = self.temporal(x, mask)
+        return self.time_out(self.time_norm(torch.cat([forward, backward], -1)))
+
+    def spatial_branch(self, series: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        S, L, N = series.shape
+        tokens = self.space_in(torch.cat([series, mask], 1).transpose(1, 2))  # [S, N, d]
+        pieces = -(-N // self.chunk)
+        chunk = -(-N // pieces)  # as even as possible
+        pad = pieces * chunk - N
+        padded = nn.functional.pad(tokens, (0, 0, 0, pad))
+        keep = nn.functional.pad(torch.ones(S, N, dtype=torch.bool, device=series.device), (0, pad))
+        hidden = self.backbone(
+            rearrange(padded, "s (k u) d -> (s k) u d", u=chunk),
+            None if pad == 0 else rearrange(keep, "s (k u) -> (s k) u", u=chunk),
+        )
+        hidden = rearrange(hidden, "(s k) u d -> s (k u) d", s=S)[:, :N]
+        return self.space_out(hidden).transpose(1, 2)  # [S, L, N]
+
+    # -- the model --------------------------------------------------------------------------
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.estimates(batch)[0]
+
+    def training_loss(self, batch: dict) -> torch.Tensor:
+        """L1 (scaled units) on the entries the batch hid, of the fused estimate plus ``branch_loss`` times
+        that of each branch."""
+        target, mask = to_scaled(batch, batch["y"]), batch["target_mask"]
+        fused, temporal, spatial = self.estimates(batch)
+        loss = masked_mae(fused, target, mask)
+        if self.config.branch_loss:
+            loss = loss + self.config.branch_loss * (masked_mae(temporal, target, mask) + masked_mae(spatial, target, mask))
+        return loss
+
+    def estimates(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The fused, temporal and spatial estimates, each ``[B, L, N, C]`` in scaled units."""
+        B, L, N, C = batch["x"].shape
+        x = rearrange(batch["x"], "b l n c -> (b c) l n")
+        mask = rearrange(batch["input_mask"], "b l n c -> (b c) l n").to(x.dtype)
+        count = mask.sum((1, 2), keepdim=True).clamp(min=1)
+        mean = (x * mask).sum((1, 2), keepdim=True) / count
+        std = ((((x - mean) * mask) ** 2).sum((1, 2), keepdim=True) / count + 1e-4).sqrt()
+        x = (x - mean) / std * mask
+        temporal = self.temporal_branch(x, mask)
+        spatial = self.spatial_branch(torch.where(mask.bool(), x, temporal), mask)
+        fused = self.fuse(torch.stack([temporal, spatial], -1)).squeeze(-1)
+        return tuple(rearrange(e * std + mean, "(b c) l n -> b l n c", b=B) for e in (fused, temporal, spatial))

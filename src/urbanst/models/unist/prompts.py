@@ -1,0 +1,159 @@
+"""Knowledge-guided spatio-temporal prompts (UniST): four priors queried against memory pools.
+
+Each prior turns the data into one query vector per token and retrieves a prompt from a
+memory pool of ``memory_slots`` learned key/value slots: ``q = tanh(W x)``,
+``prompt = softmax(q K^T) V``. Spatial priors share one pool, temporal priors another
+(as in the released code).
+
+* spatial closeness: each unit's history and its neighbours'. Grids: Conv2d over the
+  history frames taken as channels (``history x attribute slots``) with kernels 1, 3 and 5,
+  averaged. Regions: the same with graph hops 0, 1 and 2 of the row-normalised adjacency
+  (one Linear per hop), averaged.
+* spatial hierarchy: coarser levels of the city. Grids: the history frames average-pooled
+  by 2 and by 4, embedded (1x1 conv), brought back to cell resolution and averaged.
+  Regions: diffusion over 4 and 8 hops (coarser neighbourhoods), one Linear each, averaged.
+* temporal closeness: a 1-layer transformer over each spatial patch's history tokens (the
+  encoder's output), mean over time.
+* temporal period: a 1-layer transformer over each future token's values at the same slot
+  on previous days / weeks (``batch["periodic"]``, embedded by the backbone's own patch
+  embedding), mean over the lags.
+
+Spatial prompts are computed per cell, averaged over each token's patch, and repeated over
+the future time patches; the sum of the four prompts is added to the decoder tokens of the
+future positions only.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from urbanst.models.unist.layers import Block
+from urbanst.models.unist.patching import Layout
+
+
+class MemoryPool(nn.Module):
+    def __init__(self, slots: int, dim: int):
+        super().__init__()
+        self.query = nn.Linear(dim, dim)
+        self.keys = nn.Parameter(torch.empty(slots, dim))
+        self.values = nn.Parameter(torch.empty(slots, dim))
+        nn.init.trunc_normal_(self.keys, std=0.02)
+        nn.init.trunc_normal_(self.values, std=0.02)
+        nn.init.xavier_uniform_(self.query.weight)
+        nn.init.zeros_(self.query.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = torch.tanh(self.query(x))
+        return torch.softmax(q @ self.keys.t(), dim=-1) @ self.values
+
+
+class STPrompt(nn.Module):
+    def __init__(self, dim: int, history: int, slots: int, memory_slots: int, parts: list[str], heads: int = 4,
+                 residual: bool = False):
+        super().__init__()
+        self.parts = list(parts)
+        self.residual = residual
+        self.history = history
+        inputs = history * slots
+        self.spatial_memory = MemoryPool(memory_slots, dim)
+        self.temporal_memory = MemoryPool(memory_slots, dim)
+        if "spatial_closeness" in parts:
+            self.close_conv = nn.ModuleList(nn.Conv2d(inputs, dim, k, padding=k // 2) for k in (1, 3, 5))
+            self.close_hop = nn.ModuleList(nn.Linear(inputs, dim) for _ in range(3))  # hops 0, 1, 2
+        if "spatial_hierarchy" in parts:
+            self.level_conv = nn.ModuleList(nn.Conv2d(inputs, dim, 1) for _ in (2, 4))  # pooled by 2 and 4
+            self.level_hop = nn.ModuleList(nn.Linear(inputs, dim) for _ in (4, 8))  # 4 and 8 hops
+        if "temporal_closeness" in parts:
+            self.closeness = Block(dim, heads, mlp_ratio=1.0)
+        if "temporal_period" in parts:
+            self.period = Block(dim, heads, mlp_ratio=1.0)
+
+    # -- inputs -----------------------------------------------------------------------
+    def _frames(self, x: torch.Tensor, slots: int) -> torch.Tensor:
+        """``[B, H, N, C]`` history -> ``[B, N, history * slots]`` (the last ``history`` steps, attribute slots padded)."""
+        B, H, N, C = x.shape
+        if H > self.history:
+            x = x[:, H - self.history :]
+        x = F.pad(x, (0, slots - C, 0, 0, max(self.history - H, 0), 0))
+        return x.permute(0, 2, 1, 3).reshape(B, N, -1)
+
+    def _retrieve(self, pool: MemoryPool, query: torch.Tensor) -> torch.Tensor:
+        out = pool(query)
+        return out + query if self.residual else out
+
+    # -- priors -----------------------------------------------------------------------
+    def _spatial_grid(self, frames: torch.Tensor, layout: Layout) -> dict[str, torch.Tensor]:
+        B, N, F_ = frames.shape
+        img = frames.transpose(1, 2).reshape(B, F_, layout.Hg, layout.Wg)
+        maps = {}
+        if "spatial_closeness" in self.parts:
+            # the mean of the 1x1, 3x3 and 5x5 convolutions is one 5x5 convolution with the mean kernel
+            weight = sum(F.pad(conv.weight, [(5 - conv.kernel_size[0]) // 2] * 4) for conv in self.close_conv) / 3
+            bias = sum(conv.bias for conv in self.close_conv) / 3
+            maps["spatial_closeness"] = F.conv2d(img, weight, bias, padding=2)
+        if "spatial_hierarchy" in self.parts:
+            levels = []
+            for factor, conv in zip((2, 4), self.level_conv):
+                coarse = F.avg_pool2d(img, factor, ceil_mode=True, count_include_pad=False)
+                levels.append(F.interpolate(conv(coarse), scale_factor=factor, mode="nearest")[..., : layout.Hg, : layout.Wg])
+            maps["spatial_hierarchy"] = sum(levels) / len(levels)
+        pad = (0, layout.Wp * layout.pw - layout.Wg, 0, layout.Hp * layout.ph - layout.Hg)
+        cells = None
+        if any(pad):  # patches at the padded edge average over their real cells only
+            ones = torch.ones(1, 1, layout.Hg, layout.Wg, device=img.device, dtype=img.dtype)
+            cells = F.avg_pool2d(F.pad(ones, pad), (layout.ph, layout.pw))
+        out = {}
+        for name, m in maps.items():  # [B, D, Hg, Wg] -> mean over each patch -> [B, S, D]
+            pooled = F.avg_pool2d(F.pad(m, pad), (layout.ph, layout.pw))
+            if cells is not None:
+                pooled = pooled / cells
+            out[name] = pooled.flatten(2).transpose(1, 2)
+        return out
+
+    def _spatial_region(self, frames: torch.Tensor, op: torch.Tensor) -> dict[str, torch.Tensor]:
+        B, N, F_ = frames.shape
+        h = frames.transpose(0, 1).reshape(N, B * F_)  # units first, so one matmul propagates every sample
+        hops = {0: h}
+        needed = (2 if "spatial_closeness" in self.parts else 0, 8 if "spatial_hierarchy" in self.parts else 0)
+        for k in range(1, max(needed) + 1):
+            h = torch.sparse.mm(op, h) if op.is_sparse else op @ h
+            hops[k] = h
+
+        def hop(k: int) -> torch.Tensor:
+            return hops[k].reshape(N, B, F_).transpose(0, 1)
+
+        out = {}
+        if "spatial_closeness" in self.parts:
+            out["spatial_closeness"] = sum(lin(hop(k)) for k, lin in zip((0, 1, 2), self.close_hop)) / 3
+        if "spatial_hierarchy" in self.parts:
+            out["spatial_hierarchy"] = sum(lin(hop(k)) for k, lin in zip((4, 8), self.level_hop)) / 2
+        return out
+
+    def forward(self, history: torch.Tensor, layout: Layout, slots: int, enc_history: torch.Tensor | None,
+                period_tokens: torch.Tensor | None, region_op: torch.Tensor | None = None) -> torch.Tensor:
+        """Prompts ``[B, Tf * S, D]`` for the future tokens.
+
+        history       [B, H, N, C] scaled history, 0 where unseen
+        enc_history   [B, Th, S, D] the encoder's history tokens (temporal closeness)
+        period_tokens [B, K, Tf * S, D] embedded values at the same slot on earlier days (temporal period)
+        region_op     Â for region data
+        """
+        B = history.shape[0]
+        spatial = self._spatial_grid(self._frames(history, slots), layout) if layout.grid else (
+            self._spatial_region(self._frames(history, slots), region_op))
+        per_cell = [self._retrieve(self.spatial_memory, v) for v in spatial.values()]  # each [B, S, D]
+        if "temporal_closeness" in self.parts and enc_history is not None:
+            _, Th, S, D = enc_history.shape
+            seq = self.closeness(enc_history.transpose(1, 2).reshape(B * S, Th, D)).mean(1)
+            per_cell.append(self._retrieve(self.temporal_memory, seq.reshape(B, S, -1)))
+        prompt = None
+        if per_cell:
+            prompt = sum(per_cell)[:, None].expand(B, layout.Tf, layout.S, -1).reshape(B, layout.Tf * layout.S, -1)
+        if "temporal_period" in self.parts and period_tokens is not None and period_tokens.shape[1] > 0:
+            _, K, Lf, D = period_tokens.shape
+            seq = self.period(period_tokens.transpose(1, 2).reshape(B * Lf, K, D)).mean(1)
+            p = self._retrieve(self.temporal_memory, seq.reshape(B, Lf, D))
+            prompt = p if prompt is None else prompt + p
+        return prompt

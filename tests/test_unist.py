@@ -1,0 +1,266 @@
+"""UniST: mask strategies hide what they claim, any grid size and region data run, prompts matter,
+a tiny model learns the synthetic city, save/load, prompt tuning, multi-dataset pre-training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from urbanst.data.synthetic import make_city
+from urbanst.engine.evaluate import evaluate_forecast
+from urbanst.engine.train import TrainConfig, train
+from urbanst.errors import UrbanstError
+from urbanst.models.base import STModel, model_class
+from urbanst.models.unist import SpatialWindows, UniST, pretrain_unist
+from urbanst.models.unist.masking import draw_mask
+from urbanst.models.unist.patching import Layout, patchify, sincos_2d, to_volume
+from urbanst.tasks.forecast import ForecastTask
+
+B, TP, S, C = 6, 6, 20, 3
+
+
+def setup(data, history=4, horizon=4, **options):
+    task = ForecastTask(history, horizon)
+    scaler = task.fit_scaler(data)
+    windows = task.windows(data, scaler)
+    spec = task.data_spec(data)
+    model = model_class("unist").build(spec, size="tiny", **options)
+    model.scaler = scaler
+    return model, windows, spec
+
+
+def first(windows, n=8) -> dict:
+    """The first ``n`` windows of a window set (or of the training split of a dict of them)."""
+    windows = windows["train"] if isinstance(windows, dict) else windows
+    return windows.__getitems__(list(range(n)))
+
+
+# -- masks -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["random", "tube", "block", "frame", "temporal"])
+def test_token_strategies_hide_the_claimed_share(strategy):
+    draw = draw_mask(strategy, B, TP, S, C, 0.5, torch.Generator().manual_seed(0))
+    assert draw.drop.shape == (B, TP * S) and draw.hide.shape == (B, TP * S, C)
+    per_sample = draw.drop.sum(1)
+    assert (per_sample == per_sample[0]).all(), "every sample drops as many tokens"
+    assert per_sample[0] == TP * S // 2
+    assert torch.equal(draw.hide, draw.drop[:, :, None].expand(-1, -1, C)), "a dropped token hides all attributes"
+
+
+def test_temporal_hides_the_last_steps():
+    drop = draw_mask("temporal", B, TP, S, C, 0.5).drop.view(B, TP, S)
+    assert drop[:, TP // 2 :].all() and not drop[:, : TP // 2].any()
+
+
+def test_frame_hides_whole_frames():
+    drop = draw_mask("frame", B, TP, S, C, 0.5, torch.Generator().manual_seed(1)).drop.view(B, TP, S)
+    assert ((drop.all(2)) | (~drop.any(2))).all() and (drop.all(2).sum(1) == TP // 2).all()
+
+
+def test_tube_hides_the_same_cells_at_every_step():
+    drop = draw_mask("tube", B, TP, S, C, 0.5, torch.Generator().manual_seed(2)).drop.view(B, TP, S)
+    assert (drop == drop[:, :1]).all() and (drop[:, 0].sum(1) == S // 2).all()
+    assert not torch.equal(drop[0, 0], drop[1, 0]), "cells are drawn per sample"
+
+
+def test_block_hides_one_contiguous_block_at_every_step():
+    drop = draw_mask("block", 50, TP, S, C, 0.25, torch.Generator().manual_seed(3)).drop.view(50, TP, S)
+    assert (drop == drop[:, :1]).all()
+    starts = set()
+    for row in drop[:, 0]:
+        idx = row.nonzero().ravel()
+        assert len(idx) == S // 4 and (idx.diff() == 1).all(), "one run of adjacent spatial patches"
+        starts.add(int(idx[0]))
+    assert len(starts) > 3, "the block moves"
+
+
+def test_attribute_hides_one_attribute_in_visible_tokens():
+    draw = draw_mask("attribute", B, TP, S, C, 0.5, torch.Generator().manual_seed(4))
+    assert not draw.drop.any(), "no token leaves the encoder"
+    hidden_attrs = draw.hide.any(1)  # [B, C]
+    assert (hidden_attrs.sum(1) == 1).all(), "exactly one attribute per sample"
+    assert (draw.hide.sum((1, 2)) == TP * S // 2).all()
+    with pytest.raises(ValueError):
+        draw_mask("attribute", B, TP, S, 1, 0.5)
+
+
+def test_patch_embedding_is_a_3d_convolution():
+    data = make_city("grid", grid=(6, 4), weeks=2, seed=1)
+    model, windows, _ = setup(data)
+    batch = first(windows, 2)
+    layout, _ = model._geometry(batch, 4, 4)
+    feats = to_volume(model._features(batch["x"], batch["input_mask"]), layout, layout.hist_pad, 0)
+    ours = model._embed(patchify(feats, layout), layout)
+    conv = F.conv3d(feats.permute(0, 4, 1, 2, 3), model.embed_grid.weight, model.embed_grid.bias, stride=model.embed_grid.stride)
+    assert torch.allclose(ours, conv.flatten(2).transpose(1, 2), atol=1e-5)
+
+
+def test_fused_block_matches_the_plain_computation():
+    from urbanst.models.unist.layers import Block
+
+    torch.manual_seed(0)
+    blk = Block(16, 4).double()
+    with torch.no_grad():
+        for p in blk.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x = torch.randn(2, 7, 16, dtype=torch.double, requires_grad=True)
+
+    def plain(x):
+        x = x + blk.attn.proj(blk.attn.attend(blk.attn.qkv(blk.norm1(x))))
+        return x + blk.fc2(F.gelu(blk.fc1(blk.norm2(x))))
+
+    grad = torch.randn(2, 7, 16, dtype=torch.double)
+    ours = torch.autograd.grad(blk(x), [x, *blk.parameters()], grad)
+    ref = torch.autograd.grad(plain(x), [x, *blk.parameters()], grad)
+    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(ours, ref))
+    assert torch.allclose(blk(x, queries=3), plain(x)[:, -3:], atol=1e-12)
+
+
+# -- shapes -----------------------------------------------------------------------------
+
+
+def test_large_grid_runs():
+    """The released code crashes when H + W >= 64; positions here are computed for any size."""
+    data = make_city("grid", grid=(40, 40), weeks=2, seed=2, events=False)
+    model, windows, _ = setup(data, history=3, horizon=3)  # odd lengths: padded to whole patches
+    batch = first(windows, 2)
+    out = model(batch)
+    assert out.shape == (2, 3, 1600, 2) and torch.isfinite(out).all()
+    assert torch.isfinite(model.pretrain_loss(batch))
+    assert sincos_2d(64, 100, 100).shape == (10_000, 64)
+
+
+def test_region_dataset_runs_and_missing_values_never_count():
+    data = make_city("region", num_units=15, weeks=2, seed=3)
+    model, windows, spec = setup(data)
+    assert spec.grid_shape is None and model.home_pe.shape == (15, model.config.pe_dim) and model.home_pe.abs().sum() > 0
+    batch = first(windows)
+    out = model(batch)
+    assert out.shape == (8, 4, 15, 2) and torch.isfinite(out).all()
+    loss = model.training_loss(batch)
+    changed = dict(batch)
+    changed["y"] = torch.where(batch["target_mask"], batch["y"], torch.full_like(batch["y"], 1e6))
+    changed["x"] = torch.where(batch["input_mask"], batch["x"], torch.full_like(batch["x"], 1e6))
+    model.eval()
+    assert torch.equal(model(batch), model(changed)), "unobserved inputs are invisible"
+    torch.manual_seed(0)
+    a = model.pretrain_loss(batch)
+    torch.manual_seed(0)
+    b = model.pretrain_loss(changed)
+    assert torch.isclose(a, b) and torch.isclose(model.training_loss(batch), model.training_loss(changed))
+    assert torch.isfinite(loss)
+
+
+def test_separate_channels_mode():
+    data = make_city("grid", grid=(4, 4), weeks=2, seed=4)
+    model, windows, _ = setup(data, channels="separate")
+    batch = first(windows, 3)
+    assert model(batch).shape == (3, 4, 16, 2) and torch.isfinite(model.pretrain_loss(batch))
+
+
+def test_prompts_change_the_output():
+    data = make_city("grid", grid=(4, 4), weeks=2, seed=5)
+    model, windows, _ = setup(data)
+    model.eval()
+    batch = windows["train"].__getitems__(list(range(200, 204)))  # a week in: the periodic lags are observed
+    assert batch["periodic_mask"].float().mean() > 0.8
+    with torch.no_grad():
+        with_prompts = model(batch)
+        without = model._forecast(batch, use_prompts=False)
+        assert not torch.equal(with_prompts, without)
+        other = dict(batch, periodic=batch["periodic"] + 1.0)  # the period prompt reads the earlier days
+        assert not torch.equal(with_prompts, model(other))
+
+
+def test_batches_of_unknown_units_need_their_structure():
+    grid = make_city("grid", grid=(4, 4), weeks=2, seed=6)
+    other = make_city("grid", grid=(5, 3), weeks=2, seed=6)
+    model, _, _ = setup(grid)
+    task = ForecastTask(4, 4)
+    windows = task.windows(other, task.fit_scaler(other))["train"]
+    with pytest.raises(UrbanstError, match="attach"):
+        model(first(windows, 2))
+    assert model(first(SpatialWindows(windows, task.data_spec(other)), 2)).shape == (2, 4, 15, 2)
+
+
+# -- learning, saving, prompt tuning, pre-training ----------------------------------------
+
+
+def test_tiny_unist_learns_the_synthetic_city(tmp_path):
+    from urbanst.models.baselines.naive import LastValue
+
+    torch.manual_seed(0)
+    data = make_city("grid", grid=(4, 4), weeks=6, seed=7)
+    task = ForecastTask(6, 6)
+    scaler = task.fit_scaler(data)
+    windows = task.windows(data, scaler)
+    spec = task.data_spec(data)
+    model = UniST.build(spec, size="tiny", lr=3e-3)
+    model.scaler = scaler
+    probe = windows["train"].__getitems__(list(range(0, len(windows["train"]), 7)))
+    with torch.no_grad():
+        before = float(model.training_loss(probe))
+    train(model, windows["train"], windows["val"], TrainConfig(max_epochs=4, batch_size=32, progress=False, output=tmp_path))
+    model.eval()
+    with torch.no_grad():
+        after = float(model.training_loss(probe))
+    assert after < 0.7 * before
+    last = model_class("last").build(spec)
+    last.scaler = scaler
+    mae_unist = evaluate_forecast(model, windows["test"], progress=False).metrics["mae"]
+    mae_last = evaluate_forecast(last, windows["test"], progress=False).metrics["mae"]
+    assert mae_unist < mae_last
+
+
+@pytest.mark.parametrize("kind", ["grid", "region"])
+def test_save_load_round_trip(tmp_path, kind):
+    data = make_city(kind, grid=(4, 6), num_units=12, weeks=2, seed=8)
+    model, windows, _ = setup(data)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    model.eval()
+    batch = first(windows, 4)
+    model.save_pretrained(tmp_path / "m")
+    loaded = STModel.from_pretrained(tmp_path / "m")
+    loaded.eval()
+    assert isinstance(loaded, UniST) and loaded.config == model.config
+    with torch.no_grad():
+        assert torch.equal(model(batch), loaded(batch))
+
+
+def test_prompt_tuning_changes_only_prompt_parameters():
+    data = make_city("grid", grid=(4, 4), weeks=2, seed=9)
+    model, windows, _ = setup(data)
+    trainable = model.prompt_tuning()
+    assert trainable and all(name.startswith("prompt.") for name in trainable)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for i in range(3):
+        optimizer.zero_grad()
+        model.training_loss(windows["train"].__getitems__(list(range(8 * i, 8 * i + 8)))).backward()
+        optimizer.step()
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith("prompt.") for k in changed)
+    assert "head_grid.weight" in model.prompt_tuning(train_head=True)
+
+
+def test_pretraining_spans_datasets_of_different_shapes(tmp_path):
+    grid = make_city("grid", grid=(4, 4), weeks=2, seed=10, name="city_a")
+    region = make_city("region", num_units=9, weeks=2, seed=11, channels=("inflow",), name="city_b")
+    model, info = pretrain_unist([grid, region], history=4, horizon=4, size="tiny",
+                                 train_config=TrainConfig(max_epochs=1, batch_size=16, progress=False, output=tmp_path))
+    assert model.config.max_channels == 2
+    assert info["result"].best_score is not None and np.isfinite(info["result"].best_score)
+    for part, C, N in ((info["val"][0], 2, 16), (info["val"][1], 1, 9)):
+        batch = part.__getitems__([0, 1])
+        assert model(batch).shape == (2, 4, N, C)
+        assert torch.isfinite(model.pretrain_loss(batch))
+    # the pre-trained weights move to a new home dataset for fine-tuning
+    task = ForecastTask(4, 4)
+    model.attach(task.data_spec(region))
+    windows = task.windows(region, task.fit_scaler(region))["train"]
+    assert model(first(windows, 2)).shape == (2, 4, 9, 1)
