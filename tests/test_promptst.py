@@ -168,13 +168,26 @@ def test_start_prompt_tuning_resets_head_and_prompts_and_can_take_every_attribut
     with torch.no_grad():
         for p in model.prompts.parameters():
             p.fill_(1.0)
+    assert model.default_lr == 2e-3
     model.start_prompt_tuning(None)
+    assert model.default_lr == 5e-3  # the trainer's lr when none is given: prompts take larger steps
     assert model.config.prompt_attributes == model.config.tuning_attributes == list(data.attributes)
     assert all(not torch.all(p == 1.0) for p in model.prompts.parameters())
     assert {n.split(".")[1] for n, p in model.named_parameters() if p.requires_grad} == {"a0", "a1"}
     model.start_prompt_tuning("outflow")  # inflow keeps its prompts on, frozen
     assert model.config.prompt_attributes == ["inflow", "outflow"] and model.config.tuning_attributes == ["outflow"]
     assert {n.split(".")[1] for n, p in model.named_parameters() if p.requires_grad} == {"a1"}
+
+
+def test_prompt_head_can_start_from_the_shared_head(city):
+    data, task, _, _ = city
+    model = model_class("promptst").build(task.data_spec(data), **SMALL, prompt_head_init="shared")
+    model.start_prompt_tuning("outflow")
+    assert torch.equal(model.prompts.a1.head.weight, model.head.weight)
+    assert torch.equal(model.prompts.a1.head.bias, model.head.bias)
+    assert model.prompts.a1.head.weight.requires_grad and not model.head.weight.requires_grad
+    with pytest.raises(UrbanstError, match="prompt_head_init"):
+        model_class("promptst").build(task.data_spec(data), prompt_head_init="zero")
 
 
 @pytest.mark.parametrize("part", ["temporal", "node", "spatial"])
@@ -208,6 +221,19 @@ def test_prompts_switch_on_only_in_stage_prompt(city):
         assert torch.equal(on(batch)[..., 1], shared[..., 1])
 
 
+def test_fit_init_starts_prompt_tuning(city):
+    """``urbanst fit --init`` calls ``start_finetune``: stage 2 for every attribute, or carry on with stage 2."""
+    data, task, _, _ = city
+    model = model_class("promptst").build(task.data_spec(data), **SMALL)
+    model.start_finetune(task.data_spec(data))
+    assert model.config.stage == "prompt" and model.config.tuning_attributes == list(data.attributes)
+    model.start_prompt_tuning("outflow")
+    with torch.no_grad():
+        model.prompts.a1.node.fill_(0.5)
+    model.start_finetune(task.data_spec(data))
+    assert model.config.tuning_attributes == ["outflow"] and torch.all(model.prompts.a1.node == 0.5)
+
+
 def test_two_stage_helper_runs_both_stages(city, tmp_path):
     data, task, scaler, windows = city
     torch.manual_seed(0)
@@ -233,7 +259,7 @@ def test_save_load_round_trip_keeps_stage_prompts_and_predictions(city, pretrain
     loaded = STModel.from_pretrained(tmp_path / "m")
     assert isinstance(loaded, PromptST)
     assert loaded.config == model.config and loaded.config.stage == "prompt"
-    assert loaded.config.prompt_attributes == ["outflow"]
+    assert loaded.config.prompt_attributes == ["outflow"] and loaded.default_lr == model.default_lr
     assert {n for n, p in loaded.named_parameters() if p.requires_grad} == {
         n for n, p in model.named_parameters() if p.requires_grad}
     for key, value in model.state_dict().items():

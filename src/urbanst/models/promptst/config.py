@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from urbanst.errors import UrbanstError
 
 STAGES = ("shared", "prompt")
+SHARED_LR = 2e-3
+PROMPT_LR = 5e-3  # prompt tokens and a fresh linear head take a larger step than the backbone
 
 
 @dataclass
@@ -35,6 +37,7 @@ class PromptSTConfig:
     spatial_prompts: int = 4  # attribute-spatial prompt tokens prepended at each spatial layer
     node_prompts: bool = True  # one node-specific prompt token per unit, prepended at each temporal layer
     prompt_init_std: float = 0.02
+    prompt_head_init: str = "fresh"  # an attribute's head at the start of prompt tuning: "fresh" (paper) or a copy of the "shared" head
     # stage: "shared" trains the backbone with prompts off; "prompt" trains only prompts and heads
     stage: str = "shared"
     prompt_attributes: list[str] = field(default_factory=list)  # attributes whose prompts are on
@@ -56,6 +59,8 @@ class PromptSTConfig:
             raise UrbanstError("promptst: needs at least one temporal or spatial layer")
         if self.spatial_on not in ("forecast", "all"):
             raise UrbanstError(f"promptst: spatial_on must be 'forecast' or 'all', got {self.spatial_on!r}")
+        if self.prompt_head_init not in ("fresh", "shared"):
+            raise UrbanstError(f"promptst: prompt_head_init must be 'fresh' or 'shared', got {self.prompt_head_init!r}")
         if self.patch_len < 1:
             raise UrbanstError(f"promptst: patch_len must be >= 1, got {self.patch_len}")
         if self.spatial_anchors < 0 or self.temporal_prompts < 0 or self.spatial_prompts < 0:

@@ -28,7 +28,8 @@ Stages (``config.stage``; :meth:`trainable_summary` counts the parameters):
   unit prepended at each temporal layer, attribute-spatial tokens prepended at each spatial
   layer (prefix style: their outputs are dropped after each layer). The loss covers only
   the tuning attributes; other attributes keep the shared path (or their own earlier-tuned,
-  now frozen, prompts and head).
+  now frozen, prompts and head). The model's ``default_lr`` becomes 5e-3 (2e-3 in "shared").
+  ``urbanst fit --init DIR`` (:meth:`start_finetune`) starts this stage for every attribute.
 
 At nyc_bike's shape (69 units, 2 attributes, 12 -> 12, lags 1d and 1w, width 32) the model
 holds 50,724 parameters: 41,420 train in stage "shared"; 4,652 (9.2 %: 2,720 prompt
@@ -43,7 +44,7 @@ from torch import nn
 
 from urbanst.errors import UrbanstError
 from urbanst.models.base import STModel, register_model
-from urbanst.models.promptst.config import PromptSTConfig
+from urbanst.models.promptst.config import PROMPT_LR, SHARED_LR, PromptSTConfig
 from urbanst.models.promptst.layers import PromptBlock
 from urbanst.models.promptst.prompts import AttributePrompts
 
@@ -52,7 +53,7 @@ from urbanst.models.promptst.prompts import AttributePrompts
 class PromptST(STModel):
     name = "promptst"
     config_class = PromptSTConfig
-    default_lr = 2e-3
+    default_lr = SHARED_LR  # per instance: PROMPT_LR in stage "prompt" (the trainer's default when no lr is given)
 
     def __init__(self, config: PromptSTConfig):
         super().__init__(config)
@@ -102,6 +103,7 @@ class PromptST(STModel):
 
     def _apply_stage(self) -> None:
         c = self.config
+        self.default_lr = SHARED_LR if c.stage == "shared" else PROMPT_LR
         if c.stage == "shared":
             self.requires_grad_(True)
             self.prompts.requires_grad_(False)
@@ -113,18 +115,28 @@ class PromptST(STModel):
     def start_prompt_tuning(self, attribute: str | None = None) -> None:
         """Switch to stage ``"prompt"`` for ``attribute`` (None: every attribute).
 
-        Its prompts are switched on and re-initialised, its head is re-initialised, and they
-        become the only trainable parameters; everything else is frozen. Attributes tuned
-        before keep their (now frozen) prompts on.
+        Its prompts are switched on and re-initialised, its head is re-initialised (or, with
+        ``prompt_head_init="shared"``, starts as a copy of the shared head), and they become
+        the only trainable parameters; everything else is frozen. Attributes tuned before
+        keep their (now frozen) prompts on.
         """
         c = self.config
         names = list(c.attributes) if attribute is None else [c.attributes[self._attribute_index(attribute)]]
         for name in names:
-            self.prompts[self._key(self._attribute_index(name))].reset()
+            prompts = self.prompts[self._key(self._attribute_index(name))]
+            prompts.reset()
+            if c.prompt_head_init == "shared":
+                prompts.head.load_state_dict(self.head.state_dict())
         c.prompt_attributes = [a for a in c.attributes if a in set(c.prompt_attributes) | set(names)]
         c.tuning_attributes = [a for a in c.attributes if a in names]
         c.stage = "prompt"
         self._apply_stage()
+
+    def start_finetune(self, spec) -> None:
+        """``urbanst fit --init DIR``: a shared-stage model starts prompt tuning for every attribute;
+        a model saved in stage "prompt" goes on tuning the attributes it was tuning."""
+        if self.config.stage == "shared":
+            self.start_prompt_tuning(None)
 
     def trainable_summary(self) -> dict[str, int]:
         """Parameter counts: total, trainable now, and the parts (backbone, shared head, prompts per attribute)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from urbanst.errors import UrbanstError
@@ -10,14 +9,13 @@ from urbanst.errors import UrbanstError
 if TYPE_CHECKING:
     from urbanst.engine.train import TrainConfig, TrainResult
 
-PROMPT_LR = 5e-3  # prompt tokens and a fresh linear head take a larger step than the backbone
-
 
 def two_stage(model, train_windows, val_windows, shared: TrainConfig, prompt: TrainConfig,
               attribute: str | None = None) -> tuple[TrainResult, TrainResult]:
     """Pre-train ``model`` (stage "shared", all attributes), then prompt-tune it for ``attribute`` (None: all).
 
-    Each stage keeps its best validation checkpoint. ``prompt.lr`` None means :data:`PROMPT_LR`.
+    Each stage keeps its best validation checkpoint. A ``lr`` of None means the stage's default
+    (:data:`~urbanst.models.promptst.config.SHARED_LR`, :data:`~urbanst.models.promptst.config.PROMPT_LR`).
     """
     from urbanst.engine.train import train  # lazily: importing the zoo should not import Lightning
 
@@ -25,5 +23,5 @@ def two_stage(model, train_windows, val_windows, shared: TrainConfig, prompt: Tr
         raise UrbanstError("promptst: two_stage starts from a model in stage 'shared'")
     first = train(model, train_windows, val_windows, shared)
     model.start_prompt_tuning(attribute)
-    second = train(model, train_windows, val_windows, prompt if prompt.lr else replace(prompt, lr=PROMPT_LR))
+    second = train(model, train_windows, val_windows, prompt)
     return first, second
