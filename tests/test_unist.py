@@ -91,7 +91,7 @@ def test_patch_embedding_is_a_3d_convolution():
     data = make_city("grid", grid=(6, 4), weeks=2, seed=1)
     model, windows, _ = setup(data)
     batch = first(windows, 2)
-    layout, _ = model._geometry(batch, 4, 4)
+    layout, _, _ = model._geometry(batch, 4, 4)
     feats = to_volume(model._features(batch["x"], batch["input_mask"]), layout, layout.hist_pad, 0)
     ours = model._embed(patchify(feats, layout), layout)
     conv = F.conv3d(feats.permute(0, 4, 1, 2, 3), model.embed_grid.weight, model.embed_grid.bias, stride=model.embed_grid.stride)

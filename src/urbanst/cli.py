@@ -53,6 +53,9 @@ def _add_protocol(p) -> None:
     p.add_argument("--task", default="forecast", help="forecast (default), impute or classify")
     p.add_argument("--event-threshold", type=_positive(float),
                    help="classify: an event is a count >= this (default 1)")
+    p.add_argument("--future-exogenous", action="store_true",
+                   help="use the observed future weather (exogenous series) over the horizon as a perfect weather "
+                   "forecast; default: persistence of the last observed weather (no future information)")
     p.add_argument("--history", type=int, help="input steps (default 12); impute: the window length (default 36)")
     p.add_argument("--horizon", type=int, help="steps to forecast (default 12); impute: equal to --history if given")
     p.add_argument("--split", default="70/10/20", help="chronological train/val/test shares (default 70/10/20)")
@@ -151,6 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--output", required=True, help="folder for forecasts.npz and forecasts.csv")
     pr.add_argument("--batch-size", type=int, default=64)
     _add_data_dir(pr)
+
+    ex = sub.add_parser("explain", help="a faithful five-stage explanation of one forecast of a saved model "
+                        "(every number measured from the model by occlusion, none from the label)")
+    ex.add_argument("--model", required=True, help="a saved model folder")
+    ex.add_argument("--dataset", required=True)
+    ex.add_argument("--unit", required=True, help="the unit (station) name or index")
+    ex.add_argument("--time", required=True, help="the first forecast step, e.g. 2016-12-01T08:00 (the history is "
+                    "the steps before it)")
+    ex.add_argument("--channel", help="the channel to explain (default: the first, e.g. PM2.5)")
+    ex.add_argument("--format", choices=["text", "json"], default="text")
+    ex.add_argument("--show-truth", action="store_true", help="add the observed values in a separate, marked section")
+    ex.add_argument("--time-samples", type=_positive(int), default=8,
+                    help="times of day the forecast is averaged over when the time-of-day factor is removed (default 8)")
+    _add_data_dir(ex)
 
     models = sub.add_parser("models", help="the model zoo")
     models_sub = models.add_subparsers(dest="models_command", parser_class=_Parser)
@@ -277,7 +294,7 @@ def _dispatch(args) -> int:
         print(__version__)
         return 0
     handlers = {"demo": _demo, "benchmark": _benchmark, "fit": _fit, "pretrain": _pretrain, "evaluate": _evaluate,
-                "predict": _predict, "models": _models, "data": _data}
+                "predict": _predict, "explain": _explain, "models": _models, "data": _data}
     if args.command in handlers:
         return handlers[args.command](args)
     build_parser().print_help()
@@ -308,11 +325,12 @@ def _experiment(args):
 
 
 def _task_options(args) -> dict:
+    options = {"future_exogenous": True} if getattr(args, "future_exogenous", False) else {}
     if getattr(args, "event_threshold", None) is None:
-        return {}
+        return options
     if args.task != "classify":
         raise UrbanstError("--event-threshold only applies with --task classify")
-    return {"threshold": args.event_threshold}
+    return {**options, "threshold": args.event_threshold}
 
 
 def _print_records(records: list[dict]) -> None:
@@ -421,6 +439,21 @@ def _predict(args) -> int:
     truth = np.where(data.observed_mask[index], data.values[index], np.nan)
     folder = write_forecasts(Path(args.output), data, np.asarray(data.timestamps)[index], pred, truth)
     print(f"{len(pred)} {args.eval_split} forecasts of {task.horizon} steps written to {folder}/")
+    return 0
+
+
+def _explain(args) -> int:
+    from urbanst.engine.experiment import prepare_saved
+    from urbanst.evaluation.explain import explain, locate, render_text
+
+    model, prepared = prepare_saved(args.model, args.dataset, args.data_dir)
+    task = prepared.task
+    if task.name != "forecast":
+        raise UrbanstError(f"explain covers forecasts; {args.model} was trained for the {task.name} task")
+    unit, origin, channel = locate(prepared.data, args.unit, args.time, args.channel, task.history, task.horizon)
+    series = next(iter(prepared.windows.values())).series
+    result = explain(model, task, series, unit, origin, channel, shifts=args.time_samples, show_truth=args.show_truth)
+    print(json.dumps(result, indent=2) if args.format == "json" else render_text(result))
     return 0
 
 

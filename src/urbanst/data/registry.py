@@ -43,6 +43,7 @@ def register(name: str, folder: str | None, description: str):
 def _ensure_readers() -> None:
     import urbanst.data.readers  # noqa: F401  (registers the built-in readers)
     import urbanst.data.synthetic  # noqa: F401
+    import urbanst.data.synthetic_air  # noqa: F401
 
 
 def builtin_datasets() -> dict[str, DatasetSpec]:

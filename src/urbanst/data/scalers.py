@@ -1,4 +1,7 @@
-"""Per-channel standard scaling fit on observed training values only."""
+"""Per-channel standard scaling fit on observed training values only.
+
+A scaler may carry a second one for the dataset's exogenous series (``exogenous``; see
+:mod:`urbanst.data.exogenous`), so that it travels and is saved with the model like the first."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from urbanst.errors import UrbanstError
 class StandardScaler:
     mean: np.ndarray  # [C]
     std: np.ndarray  # [C]
+    exogenous: StandardScaler | None = None  # [E] of the exogenous series, if any
 
     @classmethod
     def fit(cls, values: np.ndarray, mask: np.ndarray) -> StandardScaler:
@@ -43,7 +47,10 @@ class StandardScaler:
         return stat
 
     def to_dict(self) -> dict:
-        return {"kind": "standard", "mean": self.mean.tolist(), "std": self.std.tolist()}
+        out = {"kind": "standard", "mean": self.mean.tolist(), "std": self.std.tolist()}
+        if self.exogenous is not None:
+            out["exogenous"] = self.exogenous.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> StandardScaler:
@@ -67,4 +74,5 @@ class StandardScaler:
             raise UrbanstError(f"scaler mean and std differ in length ({mean.size} and {std.size})")
         if not (std > 0).all() or not np.isfinite(mean).all() or not np.isfinite(std).all():
             raise UrbanstError("scaler std must be > 0 and every statistic must fit float32")
-        return cls(mean, std)
+        exogenous = d.get("exogenous")
+        return cls(mean, std, None if exogenous is None else cls.from_dict(exogenous))

@@ -15,6 +15,11 @@ N units, C channels, K periodic lags):
     scale_mean     [B, C]        the scaler of the window's dataset: scaled = (value - mean) / std
     scale_std      [B, C]
 
+When the dataset has exogenous series (weather) and its scaler carries their statistics
+(``scaler.exogenous``, fit by the forecast task), windows also hold ``exo``, ``exo_mask``,
+``exo_future``, ``exo_future_mask``, ``exo_mean`` and ``exo_std``: see :mod:`urbanst.data.exogenous`
+(the weather over the horizon is persistence unless ``future_exogenous`` is asked for).
+
 Event windows (the classify task, :class:`EventWindows`) add, for an event = count >= threshold:
 
     y_event        [B, P, N, C]  bool, True where a scored target is an event
@@ -34,6 +39,7 @@ import torch
 from torch.utils.data import Dataset
 
 from urbanst.data.container import STData
+from urbanst.data.exogenous import ExogenousTensors
 from urbanst.data.scalers import StandardScaler
 from urbanst.errors import UrbanstError
 
@@ -63,6 +69,8 @@ class SeriesTensors:
         tod, dow = data.time_features()
         self.time_of_day = torch.from_numpy(tod)
         self.day_of_week = torch.from_numpy(dow)
+        has_exo = data.exogenous is not None and scaler.exogenous is not None
+        self.exogenous = ExogenousTensors(data.exogenous, scaler.exogenous) if has_exo else None
 
     @property
     def num_steps(self) -> int:
@@ -70,14 +78,17 @@ class SeriesTensors:
 
 
 class ForecastWindows(Dataset):
-    """``history`` steps in, ``horizon`` steps out, one window per origin."""
+    """``history`` steps in, ``horizon`` steps out, one window per origin (``future_exogenous``: see
+    :mod:`urbanst.data.exogenous`)."""
 
-    def __init__(self, series: SeriesTensors, origins: np.ndarray, history: int, horizon: int, lags: list[int]):
+    def __init__(self, series: SeriesTensors, origins: np.ndarray, history: int, horizon: int, lags: list[int],
+                 future_exogenous: bool = False):
         self.series = series
         self.origins = torch.as_tensor(np.asarray(origins, dtype=np.int64))
         self.history = history
         self.horizon = horizon
         self.lags = lags
+        self.future_exogenous = future_exogenous
 
     def __len__(self) -> int:
         return len(self.origins)
@@ -115,6 +126,8 @@ class ForecastWindows(Dataset):
             # like x: 0 wherever the mask is False, including lags that fall before the series start
             batch["periodic"] = torch.where(periodic_mask, s.scaled[look], torch.zeros(()))
             batch["periodic_mask"] = periodic_mask
+        if s.exogenous is not None:
+            batch.update(s.exogenous.window(past, future, self.future_exogenous))
         return batch
 
 
@@ -122,8 +135,8 @@ class EventWindows(ForecastWindows):
     """Forecast windows whose targets are also events: ``count >= threshold`` (adds ``y_event`` and ``x_event``)."""
 
     def __init__(self, series: SeriesTensors, origins: np.ndarray, history: int, horizon: int, lags: list[int],
-                 threshold: float = 1.0):
-        super().__init__(series, origins, history, horizon, lags)
+                 threshold: float = 1.0, future_exogenous: bool = False):
+        super().__init__(series, origins, history, horizon, lags, future_exogenous)
         self.threshold = float(threshold)
 
     @property
@@ -138,6 +151,14 @@ class EventWindows(ForecastWindows):
         batch["y_event"] = s.mask[future] & (s.raw[future] >= self.threshold)
         batch["x_event"] = s.mask[past] & (s.raw[past] >= self.threshold)
         return batch
+
+
+def last_observed(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The last observed value of each series in ``x [B, H, ...]``; 0 (the scaled mean) if none."""
+    steps = torch.arange(x.shape[1], device=x.device).view(1, -1, *([1] * (x.dim() - 2)))
+    last = torch.where(mask, steps, -1).amax(1, keepdim=True)
+    value = x.gather(1, last.clamp(min=0))
+    return torch.where(last >= 0, value, torch.zeros_like(value)).squeeze(1)
 
 
 def _per_channel(batch: dict, values: torch.Tensor, key: str) -> torch.Tensor:

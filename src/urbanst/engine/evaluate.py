@@ -70,7 +70,7 @@ def evaluate_events(model, windows, batch_size: int = 64, decision: float = 0.5,
     model.to(device)
     metric = ClassificationMetrics(threshold=decision, horizon=windows.horizon)
     per_channel = ClassificationMetrics(threshold=decision, horizon=windows.series.raw.shape[-1])
-    units = _busiest_units(windows, plot_units)
+    units = _mixed_units(windows, plot_units)
     sample_pred, sample_true = [], []
     start = time.perf_counter()
     seen = 0
@@ -95,6 +95,13 @@ def evaluate_events(model, windows, batch_size: int = 64, decision: float = 0.5,
         "true": torch.cat(sample_true).numpy(),
     }
     return Evaluation(metrics, policy, seconds, sample)
+
+
+def _mixed_units(windows, k: int) -> torch.Tensor:
+    """The ``k`` units whose first channel has an event rate closest to one half: the ones worth plotting."""
+    events, mask = windows.events[..., 0].double(), windows.series.mask[..., 0].double()
+    rate = events.sum(0) / mask.sum(0).clamp(min=1)
+    return torch.argsort((rate - 0.5).abs())[: min(k, rate.shape[0])]
 
 
 def _busiest_units(windows, k: int) -> torch.Tensor:

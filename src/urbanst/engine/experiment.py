@@ -22,6 +22,7 @@ import lightning as L
 
 from urbanst import __version__
 from urbanst.data.container import STData
+from urbanst.data.exogenous import with_exogenous
 from urbanst.data.registry import load_dataset
 from urbanst.data.scalers import StandardScaler
 from urbanst.data.splits import SplitRule
@@ -96,7 +97,7 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
         keep = max(1, math.ceil(cfg.few_ratio * total))
         origins = train_windows.origins[-keep:].numpy()
         first, last = int(origins[0]) - task.history, int(origins[-1]) + task.horizon
-        scaler = StandardScaler.fit(data.values[first:last], data.observed_mask[first:last])
+        scaler = with_exogenous(StandardScaler.fit(data.values[first:last], data.observed_mask[first:last]), data, first, last)
         windows = task.windows(data, scaler)
         train_windows = windows["train"]
         train_windows.origins = train_windows.origins[-keep:]
@@ -217,9 +218,16 @@ def score(model: STModel, prepared: Prepared, train_seconds: float, progress: bo
         train_windows=prepared.setting["train_windows"],
         test_windows=len(prepared.windows[split]),
         sources=prepared.setting["sources"],
-        notes=prepared.setting.get("note", ""),
+        notes=_notes(prepared),
     )
     return record.to_dict(), result
+
+
+def _notes(prepared: Prepared) -> str:
+    """The setting's note and, for data with exogenous series, how the weather over the horizon was filled."""
+    exogenous = getattr(prepared.task, "exogenous_note", None)
+    parts = [prepared.setting.get("note", ""), exogenous(prepared.data) if exogenous else ""]
+    return "; ".join(p for p in parts if p)
 
 
 def _split_text(prepared: Prepared) -> str:

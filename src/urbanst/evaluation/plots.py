@@ -106,3 +106,41 @@ def plot_imputations(samples: dict[str, dict], dataset: str, channel_names: list
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_transfer(records: list[dict], path: Path, metric: str = "mae") -> Path:
+    """One bar per (dataset, model, shot setting): transfer rows beside the target's own baselines."""
+    labels = [f"{r['dataset']}\n{r['model']} ({'zero from ' + '+'.join(r['sources']) if r['shots'] == 'zero' else r['shots']})"
+              for r in records]
+    values = [np.nan if r["metrics"].get(metric) is None else r["metrics"][metric] for r in records]
+    colors = ["#999999" if r["family"] == "baseline" else ("#1f77b4" if r["shots"] == "full" else "#d62728") for r in records]
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(records)), 4.5))
+    ax.bar(np.arange(len(records)), values, color=colors)
+    ax.set_xticks(np.arange(len(records)), labels, rotation=70, ha="right", fontsize=7)
+    ax.set_ylabel(f"test {metric.upper()} (original units)")
+    ax.set_title("transfer (red) beside the target's own baselines (grey) and full-shot models (blue)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_training_curves(curves: dict[str, "pandas.DataFrame"], path: Path) -> Path:  # noqa: F821
+    """Training loss and validation score per epoch, one line per run (read from Lightning's metrics.csv)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, frame in curves.items():
+        for ax, column in zip(axes, ("train_loss", "val_score")):
+            if column in frame:
+                series = frame.dropna(subset=[column])
+                ax.plot(np.arange(1, len(series) + 1), series[column].to_numpy(), marker="o", ms=3, label=name)
+    axes[0].set_title("training loss (scaled units)")
+    axes[1].set_title("validation score (MAE in original units, or loss)")
+    for ax in axes:
+        ax.set_xlabel("epoch / validation")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

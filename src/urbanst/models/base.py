@@ -53,6 +53,8 @@ class DataSpec:
     coord_system: str = "latlon"  # of coords: "latlon" degrees or projected "metres"
     task: str = "forecast"  # the task the windows serve (see urbanst.tasks); models with a ``task`` field take it
     city: str = ""
+    unit_names: list[str] | None = None
+    exogenous_names: list[str] = field(default_factory=list)  # the series of batch["exo"] (see urbanst.data.exogenous)
 
 
 _MODELS: dict[str, type[STModel]] = {}

@@ -35,7 +35,8 @@ class ClassifyTask(ForecastTask):
         return f"event = count >= {self.threshold:g}; predicted when p > {self.decision:g}"
 
     def make_windows(self, series: SeriesTensors, origins: np.ndarray, lags: list[int]) -> EventWindows:
-        return EventWindows(series, origins, self.history, self.horizon, lags, threshold=self.threshold)
+        return EventWindows(series, origins, self.history, self.horizon, lags, threshold=self.threshold,
+                            future_exogenous=self.future_exogenous)
 
     def evaluate(self, model, windows, batch_size: int = 64, progress: bool = True):
         from urbanst.engine.evaluate import evaluate_events

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from urbanst.data.container import STData
+from urbanst.data.exogenous import FUTURE_TEXT, with_exogenous
 from urbanst.data.scalers import StandardScaler
 from urbanst.data.splits import SplitRule
 from urbanst.data.windows import ForecastWindows, SeriesTensors, forecast_origins, lag_steps
@@ -21,6 +22,9 @@ class ForecastTask:
     horizon: int = 12
     split: SplitRule = field(default_factory=SplitRule)
     periodic_lags: tuple[str, ...] = ("1d", "1w")
+    # the weather over the horizon: False = persistence of the last observed (no future information);
+    # True = the observed future weather as a perfect forecast (see urbanst.data.exogenous)
+    future_exogenous: bool = False
     name: str = "forecast"
     objective: str = "regression"  # what the engine monitors on validation
     metric_keys: tuple[str, ...] = ("mae", "rmse", "mape", "wape", "count")
@@ -35,7 +39,7 @@ class ForecastTask:
 
     def fit_scaler(self, data: STData) -> StandardScaler:
         _, t1 = self.boundaries(data)["train"]
-        return StandardScaler.fit(data.values[:t1], data.observed_mask[:t1])
+        return with_exogenous(StandardScaler.fit(data.values[:t1], data.observed_mask[:t1]), data, 0, t1)
 
     def available_lags(self, data: STData) -> dict[str, int]:
         lags = {name: lag_steps(data, name) for name in self.periodic_lags}
@@ -60,7 +64,7 @@ class ForecastTask:
 
     def make_windows(self, series: SeriesTensors, origins: np.ndarray, lags: list[int]) -> ForecastWindows:
         """The window set over ``series`` at ``origins`` (a task that adds batch keys returns a subclass)."""
-        return ForecastWindows(series, origins, self.history, self.horizon, lags)
+        return ForecastWindows(series, origins, self.history, self.horizon, lags, self.future_exogenous)
 
     def data_spec(self, data: STData):
         from urbanst.models.base import DataSpec
@@ -77,8 +81,11 @@ class ForecastTask:
             attributes=list(data.attributes),
             adjacency=data.adjacency,
             coords=data.coords,
+            coord_system=data.coord_system,
             task=self.name,
             city=data.city,
+            unit_names=list(data.unit_names) if data.unit_names else None,
+            exogenous_names=list(data.exogenous_names) if data.exogenous is not None else [],
         )
 
     def evaluate(self, model, windows, batch_size: int = 64, progress: bool = True):
@@ -86,5 +93,10 @@ class ForecastTask:
 
         return evaluate_forecast(model, windows, batch_size, progress=progress)
 
+    def exogenous_note(self, data: STData) -> str:
+        """How the windows fill the weather over the horizon (empty for data without exogenous series)."""
+        return "" if data.exogenous is None else f"exogenous over the horizon: {FUTURE_TEXT[self.future_exogenous]}"
+
     def describe(self) -> dict:
-        return {"task": self.name, "history": self.history, "horizon": self.horizon, "split": self.split.describe()}
+        return {"task": self.name, "history": self.history, "horizon": self.horizon, "split": self.split.describe(),
+                "future_exogenous": self.future_exogenous}

@@ -15,15 +15,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from urbanst.data.graphs import great_circle_km
 from urbanst.errors import UrbanstError
 from urbanst.models.base import DataSpec, STModel, register_model
 
 
 def _neighbour_steps(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each step of ``mask [B, L, N, C]``: the last visible step at or before it (-1 if none) and the
+    """For each step of ``mask [B, L, ...]``: the last visible step at or before it (-1 if none) and the
     first visible step at or after it (L if none)."""
     L = mask.shape[1]
-    step = torch.arange(L, device=mask.device).view(1, L, 1, 1)
+    step = torch.arange(L, device=mask.device).view(1, L, *([1] * (mask.dim() - 2)))
     before = torch.where(mask, step, -1).cummax(1).values
     after = torch.where(mask, step, L).flip(1).cummin(1).values.flip(1)
     return before, after
@@ -60,6 +61,20 @@ class LOCF(_ImputeBaseline):
         return torch.where(before >= 0, _at(x, before), fill)
 
 
+def linear_fill(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation along dim 1 of ``x [B, L, ...]`` between the entries where ``mask`` is True;
+    edge values carried outward; 0 for a series with no such entry. Visible entries keep their value."""
+    L = x.shape[1]
+    before, after = _neighbour_steps(mask)
+    has_before, has_after = before >= 0, after < L
+    x0, x1 = _at(x, before), _at(x, after)
+    step = torch.arange(L, device=x.device).view(1, L, *([1] * (x.dim() - 2))).to(x.dtype)
+    share = (step - before) / (after - before).clamp(min=1)
+    inside = x0 + (x1 - x0) * share
+    edge = torch.where(has_before, x0, torch.where(has_after, x1, torch.zeros_like(x)))
+    return torch.where(has_before & has_after, inside, edge)
+
+
 @register_model
 class LinearInterpolation(_ImputeBaseline):
     """Linear interpolation in time between the visible neighbours in the window; edge values carried."""
@@ -69,16 +84,7 @@ class LinearInterpolation(_ImputeBaseline):
     unit_agnostic = True
 
     def forward(self, batch: dict) -> torch.Tensor:
-        x, mask = batch["x"], batch["input_mask"]
-        L = x.shape[1]
-        before, after = _neighbour_steps(mask)
-        has_before, has_after = before >= 0, after < L
-        x0, x1 = _at(x, before), _at(x, after)
-        step = torch.arange(L, device=x.device).view(1, L, 1, 1).to(x.dtype)
-        share = (step - before) / (after - before).clamp(min=1)
-        inside = x0 + (x1 - x0) * share
-        edge = torch.where(has_before, x0, torch.where(has_after, x1, torch.zeros_like(x)))
-        return torch.where(has_before & has_after, inside, edge)
+        return linear_fill(batch["x"], batch["input_mask"])
 
 
 @dataclass
@@ -120,17 +126,10 @@ class IDWConfig(MeanConfig):
     power: float = 2.0
 
 
-def great_circle_km(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distances ``[len(a), len(b)]`` in km between (lat, lon) degree pairs (haversine)."""
-    lat1, lon1 = np.radians(a[:, None, 0]), np.radians(a[:, None, 1])
-    lat2, lon2 = np.radians(b[None, :, 0]), np.radians(b[None, :, 1])
-    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(h, 0, 1)))
-
-
 def neighbour_table(spec: DataSpec, k: int, power: float, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest other units of each unit and their weights: 1 / distance^power from
-    coordinates (great-circle for lat/lon, Euclidean otherwise), else the adjacency weights."""
+    """The ``k`` nearest other units of each unit and their weights: the adjacency weights when the data
+    have an adjacency (a road graph knows which sensors share a carriageway), else 1 / distance^power
+    from coordinates (great-circle for lat/lon, Euclidean for metres)."""
     N = spec.num_units
     k = min(k, N - 1)
     if k < 1:
@@ -138,18 +137,18 @@ def neighbour_table(spec: DataSpec, k: int, power: float, chunk: int = 1024) -> 
     index, weight = np.zeros((N, k), dtype=np.int64), np.zeros((N, k), dtype=np.float32)
     for start in range(0, N, chunk):
         rows = np.arange(start, min(start + chunk, N))
-        if spec.coords is not None:
+        if spec.adjacency is not None:
+            adj = np.asarray(spec.adjacency, dtype=np.float64)[rows].copy()
+            adj[np.arange(len(rows)), rows] = 0
+            near = np.argsort(-adj, axis=1)[:, :k]
+            w = np.take_along_axis(adj, near, 1)
+        elif spec.coords is not None:
             c = np.asarray(spec.coords, dtype=np.float64)
             metres = spec.coord_system == "metres"
             dist = np.linalg.norm(c[rows, None] - c[None], axis=-1) / 1000 if metres else great_circle_km(c[rows], c)
             dist[np.arange(len(rows)), rows] = np.inf
             near = np.argsort(dist, axis=1)[:, :k]
             w = 1.0 / np.maximum(np.take_along_axis(dist, near, 1), 1e-3) ** power
-        elif spec.adjacency is not None:
-            adj = np.asarray(spec.adjacency, dtype=np.float64)[rows].copy()
-            adj[np.arange(len(rows)), rows] = 0
-            near = np.argsort(-adj, axis=1)[:, :k]
-            w = np.take_along_axis(adj, near, 1)
         else:
             raise UrbanstError(f"idw needs unit coordinates or an adjacency; {spec.dataset!r} has neither")
         index[rows], weight[rows] = near, w
@@ -158,8 +157,8 @@ def neighbour_table(spec: DataSpec, k: int, power: float, chunk: int = 1024) -> 
 
 @register_model
 class IDW(MeanImpute):
-    """Inverse-distance weighting over the nearest visible units at the same step; the unit's training mean
-    where none is visible."""
+    """Inverse-distance weighting over the nearest visible units at the same step (adjacency weights when the
+    data have a graph); the unit's training mean where none is visible."""
 
     name = "idw"
     config_class = IDWConfig

@@ -9,16 +9,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from urbanst.data.windows import last_observed
 from urbanst.models.base import STModel, register_model
 from urbanst.errors import UrbanstError
-
-
-def last_observed(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The last observed value of each series in ``x [B, H, N, C]``; 0 (the scaled mean) if none."""
-    steps = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
-    last = torch.where(mask, steps, -1).amax(1, keepdim=True)
-    value = x.gather(1, last.clamp(min=0))
-    return torch.where(last >= 0, value, torch.zeros_like(value)).squeeze(1)
 
 
 LOGIT_CAP = 9.0  # the logit of a copied event: probability 0.9999 (or 0.0001 for no event)

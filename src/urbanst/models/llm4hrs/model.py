@@ -2,22 +2,29 @@
 
 Per channel, a window is ``x [S, L, N]`` (S = batch x channels) with its visibility mask, both
 z-scored per window over the visible entries so that pollution episodes and quiet days look alike.
+Hidden entries start from a prefill ``base``: linear interpolation in time between the visible
+neighbours (``prefill="linear"``, the default, as PriSTI conditions on interpolated values) or 0
+(``"zero"``, the paper's input).
 
-* temporal branch: one token per step, ``Linear([x_t, mask_t])`` (2N -> d); the language model
-  reads the tokens forward in time and, separately, time-reversed; the two outputs (the
-  second flipped back) are concatenated -> LayerNorm -> Linear back to N units;
+* temporal branch: one token per step, ``Linear([x_t, mask_t])`` (2N -> d) with hidden entries
+  prefilled; the language model reads the tokens forward in time and, separately, time-reversed
+  (one call, both in the batch); the two outputs (the second flipped back) are concatenated ->
+  LayerNorm -> Linear back to N units, added to ``base``;
 * spatial branch: one token per unit, ``Linear([series, mask])`` over the window (2L -> d), where
-  series is the temporal branch's estimate with the visible values kept; the same language
-  model reads the units (in chunks of at most ``spatial_chunk``, default its position limit),
-  then Linear back to L steps;
-* fusion: a Linear over the two estimates of each entry.
+  series is the temporal estimate with the visible values kept; the same language model reads
+  the units (in chunks of at most ``spatial_chunk``, default its position limit), then Linear
+  back to L steps, added to ``base``;
+* fusion: a Linear over the two estimates of each entry (starts as their mean).
 
-The language model trains only its LayerNorms and position embeddings (``ln_only``, as in
-OFA/LLM4HRS); everything else it holds is frozen and never saved (``config.backbone`` is its
-path). The loss is the task's: L1 on the entries the training batch hid (the model never sees
-them). With the default MiniLM (a bidirectional BERT encoder) both reading directions see the
-whole window and differ in the positions each step gets; with a GPT-2 checkpoint the forward
-reading is causal and the reversed one anti-causal, as in the paper.
+Both output Linears start at zero, so an untrained model returns the prefill (with "linear",
+linear interpolation) and training learns corrections. The language model trains only its
+LayerNorms and position embeddings (``ln_only``, as in OFA/LLM4HRS); everything else it holds is
+frozen, its dropout is off by default, and it is never saved (``config.backbone`` is its path).
+The loss is L1 on the entries the training batch hid (the model never sees them), on the fused
+estimate plus ``branch_loss`` times each branch's own. With the default MiniLM (a bidirectional
+BERT encoder) both readings see the whole window and differ in the position each step gets;
+with a GPT-2 checkpoint the forward reading is causal and the reversed one anti-causal, as in
+the paper.
 
 Only the temporal projections (2N -> d, 2d -> N) are tied to the unit set; the spatial branch
 takes any number of units.
@@ -36,9 +43,11 @@ from urbanst.backbones.loading import DEFAULT_NAME
 from urbanst.data.windows import to_scaled
 from urbanst.errors import UrbanstError
 from urbanst.models.base import STModel, register_model
+from urbanst.models.baselines.impute import linear_fill
 from urbanst.tasks.losses import masked_mae
 
 
+PREFILLS = ("linear", "zero")
 MINILM_LAYERS = 1  # measured: one MiniLM block keeps a training step near 1-2 s on 2 CPU cores
 
 
@@ -54,6 +63,7 @@ class LLM4HRSConfig:
     spatial_chunk: int | None = None  # units per spatial sequence; None: the backbone's position limit
     backbone_dropout: float = 0.0  # dropout inside the frozen language model (its own config's rate is replaced)
     branch_loss: float = 1.0  # weight of the same L1 on each branch's own estimate (0: the fused output only)
+    prefill: str = "linear"  # hidden inputs start as: "linear" interpolation in time (PriSTI), or "zero" (the paper)
 
 
 @register_model
@@ -63,10 +73,12 @@ class LLM4HRS(STModel):
     name = "llm4hrs"
     config_class = LLM4HRSConfig
     tasks = ("impute",)
-    default_lr = 1e-3
+    default_lr = 3e-3
 
     def __init__(self, config: LLM4HRSConfig):
         super().__init__(config)
+        if config.prefill not in PREFILLS:
+            raise UrbanstError(f"llm4hrs prefill must be one of {PREFILLS}, got {config.prefill!r}")
         if config.history != config.horizon:
             raise UrbanstError(f"llm4hrs imputes one window: history ({config.history}) must equal horizon ({config.horizon})")
         if config.backbone_layers is None and config.backbone in (None, DEFAULT_NAME):
@@ -87,7 +99,10 @@ class LLM4HRS(STModel):
         self.space_in = nn.Linear(2 * L, d)
         self.space_out = nn.Linear(d, L)
         self.fuse = nn.Linear(2, 1)
-        with torch.no_grad():
+        with torch.no_grad():  # both branches start as the prefill; the fusion as their mean
+            for layer in (self.time_out, self.space_out):
+                layer.weight.zero_()
+                layer.bias.zero_()
             self.fuse.weight.fill_(0.5)
             self.fuse.bias.zero_()
 
@@ -144,7 +159,8 @@ class LLM4HRS(STModel):
         mean = (x * mask).sum((1, 2), keepdim=True) / count
         std = ((((x - mean) * mask) ** 2).sum((1, 2), keepdim=True) / count + 1e-4).sqrt()
         x = (x - mean) / std * mask
-        temporal = self.temporal_branch(x, mask)
-        spatial = self.spatial_branch(torch.where(mask.bool(), x, temporal), mask)
+        base = linear_fill(x, mask.bool()) if self.config.prefill == "linear" else torch.zeros_like(x)
+        temporal = base + self.temporal_branch(torch.where(mask.bool(), x, base), mask)
+        spatial = base + self.spatial_branch(torch.where(mask.bool(), x, temporal), mask)
         fused = self.fuse(torch.stack([temporal, spatial], -1)).squeeze(-1)
         return tuple(rearrange(e * std + mean, "(b c) l n -> b l n c", b=B) for e in (fused, temporal, spatial))

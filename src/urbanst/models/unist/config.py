@@ -48,6 +48,7 @@ class UniSTConfig:
     channels: str = "fused"  # "fused": all attributes in one token; "separate": one volume per attribute (the original)
     max_channels: int | None = None  # attribute slots of the patch embedding (None: num_channels)
     pe_dim: int = 16  # Laplacian eigenvectors that place region units
+    unit_embedding: bool = False  # a learned embedding per unit of the home dataset (not used for other datasets)
     tod_slots: int = 48  # time-of-day embedding slots (the original's 48 half hours)
     # -- prompts -----------------------------------------------------------------------
     prompts: bool = True

@@ -86,8 +86,8 @@ class Attention(nn.Module):
         """``qkv [B, L, 3D]`` -> attention output ``[B, Lq, D]`` before the output projection."""
         B, L, D3 = qkv.shape
         D, h = D3 // 3, self.heads
-        qkv = qkv.view(B, L, 3, h, D // h).permute(2, 0, 3, 1, 4)  # [3, B, h, L, d]
-        q, k, v = qkv[0], qkv[1], qkv[2]
+        # unbind, not indexing: its backward stacks the three gradients instead of zero-filling three copies
+        q, k, v = qkv.view(B, L, 3, h, D // h).permute(2, 0, 3, 1, 4).unbind(0)  # each [B, h, L, d]
         if queries is not None:
             q = q[:, :, L - queries :]
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)

@@ -111,6 +111,7 @@ class UniST(STModel):
                 nn.init.trunc_normal_(pool.keys, std=0.02)
                 nn.init.trunc_normal_(pool.values, std=0.02)
         self._allocate_home_graph()
+        self.unit_embed = nn.Parameter(torch.zeros(c.num_units, D)) if c.unit_embedding else None
         if c.lr:
             self.default_lr = c.lr
 
@@ -150,13 +151,17 @@ class UniST(STModel):
         c.steps_per_day, c.lags = spec.steps_per_day, list(spec.lags)
         c.horizon = spec.horizon  # history stays: the prompt network reads config.history steps
         self.init_from_data(spec)
+        if self.unit_embed is not None:
+            self.unit_embed = nn.Parameter(torch.zeros(spec.num_units, c.width, device=self.mask_token.device))
         return self
 
-    def _geometry(self, batch: dict, history: int, horizon: int) -> tuple[Layout, RegionGraph | None]:
+    def _geometry(self, batch: dict, history: int, horizon: int) -> tuple[Layout, RegionGraph | None, bool]:
+        """The batch's token layout, its region graph (None for grids), and whether it is the home dataset's."""
         c = self.config
         N = batch["x"].shape[2]
         graph = None
-        if "grid_shape" in batch:
+        home = "grid_shape" not in batch
+        if not home:
             gs = batch["grid_shape"].reshape(-1).tolist()
             grid = (int(gs[0]), int(gs[1])) if len(gs) == 2 else None
             if grid is None:
@@ -173,10 +178,10 @@ class UniST(STModel):
         if grid is not None:
             if grid[0] * grid[1] != N:
                 raise UrbanstError(f"unist: grid {grid} does not hold the batch's {N} units")
-            return Layout(True, grid[0], grid[1], c.patch_t, c.patch_hw, c.patch_hw, history, horizon), None
+            return Layout(True, grid[0], grid[1], c.patch_t, c.patch_hw, c.patch_hw, history, horizon), None, home
         if graph.pe.shape[-1] != c.pe_dim:
             raise UrbanstError(f"unist: unit positions have {graph.pe.shape[-1]} columns, the model expects {c.pe_dim}")
-        return Layout(False, 1, N, c.time_patch(False), 1, 1, history, horizon), graph
+        return Layout(False, 1, N, c.time_patch(False), 1, 1, history, horizon), graph, home
 
     # -- pieces -----------------------------------------------------------------------
     def _features(self, values: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
@@ -201,7 +206,7 @@ class UniST(STModel):
         emb = emb[:, idx.clamp(0, steps - 1)]  # edge steps stand in for the padding
         return emb.view(emb.shape[0], layout.Tp, layout.pt, -1).mean(2)
 
-    def _positions(self, batch: dict, layout: Layout, graph: RegionGraph | None, steps: int):
+    def _positions(self, batch: dict, layout: Layout, graph: RegionGraph | None, steps: int, home: bool = False):
         """Encoder and decoder additions ``[B, Tp * S, D]`` (space + time position + time features)."""
         D = self.config.width
         device = self.mask_token.device
@@ -210,6 +215,13 @@ class UniST(STModel):
         else:
             pe = graph.pe.to(device)
             enc_s, dec_s = self.region_pos(pe), self.region_pos_dec(pe)
+        if self.unit_embed is not None and home:
+            unit = self.unit_embed
+            if layout.grid:  # cells -> the mean over each patch
+                grid = unit.t().reshape(1, -1, layout.Hg, layout.Wg)
+                grid = F.pad(grid, (0, layout.Wp * layout.pw - layout.Wg, 0, layout.Hp * layout.ph - layout.Hg))
+                unit = F.avg_pool2d(grid, (layout.ph, layout.pw)).flatten(2)[0].t()
+            enc_s, dec_s = enc_s + unit, dec_s + unit
         t = sincos_t(D, layout.Tp, device)[:, None] + self._time(batch, layout, steps)[:, :, None]  # [B, Tp, 1, D]
         B = t.shape[0]
         return (t + enc_s).reshape(B, -1, D), (t + dec_s).reshape(B, -1, D)
@@ -231,10 +243,10 @@ class UniST(STModel):
         x = batch["x"]
         B, H, N, C = x.shape
         P = batch["y"].shape[1] if "y" in batch else self.config.horizon
-        layout, graph = self._geometry(batch, H, P)
+        layout, graph, home = self._geometry(batch, H, P)
         Th, Tf, S, D = layout.Th, layout.Tf, layout.S, self.config.width
         feats = to_volume(self._features(x, batch["input_mask"]), layout, layout.hist_pad, 0)
-        enc_add, dec_add = self._positions(batch, layout, graph, H + P)
+        enc_add, dec_add = self._positions(batch, layout, graph, H + P, home)
         h = self._embed(patchify(feats, layout), layout) + enc_add[:, : Th * S]
         for blk in self.encoder:
             h = blk(h)
@@ -292,7 +304,7 @@ class UniST(STModel):
         seen = torch.cat([batch["input_mask"], batch["target_mask"]], dim=1)
         values = torch.cat([x, torch.where(batch["target_mask"], to_scaled(batch, y), torch.zeros(()))], dim=1)
         values = torch.where(seen, values, torch.zeros(()))
-        layout, graph = self._geometry(batch, H, P)
+        layout, graph, home = self._geometry(batch, H, P)
         Tp, S, L, D, pv = layout.Tp, layout.S, layout.Tp * layout.S, c.width, layout.patch_volume
         generator = None
         choices = [s for s in c.pretrain_strategies if s != "attribute" or C > 1]
@@ -308,7 +320,7 @@ class UniST(STModel):
         patches = patchify(to_volume(self._features(values, seen), layout, layout.hist_pad, layout.fut_pad), layout)
         keep = F.pad(~draw.hide, (0, slots - C), value=True).to(patches.dtype)  # [B, L, slots]
         patches = (patches.view(B, L, 2, slots, pv) * keep[:, :, None, :, None]).view(B, L, -1)
-        enc_add, dec_add = self._positions(batch, layout, graph, H + P)
+        enc_add, dec_add = self._positions(batch, layout, graph, H + P, home)
         tokens = self._embed(patches, layout) + enc_add
         n_keep = draw.keep_count
         order = torch.argsort(draw.drop.to(torch.int8), dim=1, stable=True)[:, :n_keep]  # visible, in place order

@@ -16,7 +16,8 @@ memory pool of ``memory_slots`` learned key/value slots: ``q = tanh(W x)``,
   encoder's output), mean over time.
 * temporal period: a 1-layer transformer over each future token's values at the same slot
   on previous days / weeks (``batch["periodic"]``, embedded by the backbone's own patch
-  embedding), mean over the lags.
+  embedding, plus a learned embedding of the lag's rank so 1 day and 1 week ago differ;
+  the released code's period transformer has no such position), mean over the lags.
 
 Spatial prompts are computed per cell, averaged over each token's patch, and repeated over
 the future time patches; the sum of the four prompts is added to the decoder tokens of the
@@ -31,6 +32,8 @@ from torch import nn
 
 from urbanst.models.unist.layers import Block
 from urbanst.models.unist.patching import Layout
+
+MAX_LAGS = 8
 
 
 class MemoryPool(nn.Module):
@@ -69,6 +72,9 @@ class STPrompt(nn.Module):
             self.closeness = Block(dim, heads, mlp_ratio=1.0)
         if "temporal_period" in parts:
             self.period = Block(dim, heads, mlp_ratio=1.0)
+            # which lag a token comes from (1st, 2nd ... in DataSpec.lags order: e.g. 1d, 1w)
+            self.lag_embed = nn.Parameter(torch.zeros(MAX_LAGS, dim))
+            nn.init.trunc_normal_(self.lag_embed, std=0.02)
 
     # -- inputs -----------------------------------------------------------------------
     def _frames(self, x: torch.Tensor, slots: int) -> torch.Tensor:
@@ -153,6 +159,9 @@ class STPrompt(nn.Module):
             prompt = sum(per_cell)[:, None].expand(B, layout.Tf, layout.S, -1).reshape(B, layout.Tf * layout.S, -1)
         if "temporal_period" in self.parts and period_tokens is not None and period_tokens.shape[1] > 0:
             _, K, Lf, D = period_tokens.shape
+            if K > MAX_LAGS:
+                raise ValueError(f"unist's period prompt takes at most {MAX_LAGS} lags, got {K}")
+            period_tokens = period_tokens + self.lag_embed[:K, None]
             seq = self.period(period_tokens.transpose(1, 2).reshape(B * Lf, K, D)).mean(1)
             p = self._retrieve(self.temporal_memory, seq.reshape(B, Lf, D))
             prompt = p if prompt is None else prompt + p

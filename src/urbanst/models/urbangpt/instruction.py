@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from urbanst.errors import UrbanstError
+from urbanst.prompts.text import text_table, token_ids
 
 DEFAULT_TEMPLATE = "{city}, {time}, {task}. {region}: <ST_start><ST_patch><ST_patch><ST_end> <ST_pred>"
 _MARKERS = re.compile(r"(\{region\}|\{time\}|<ST_start>|<ST_patch>|<ST_end>|<ST_pred>)")
@@ -72,14 +73,14 @@ class Context:
         return f"zone {unit}"
 
     def _steps(self, n: int) -> str:
-        spd = self.steps_per_day
+        spd, s = self.steps_per_day, "" if n == 1 else "s"
         if spd == 1:
-            return f"{n} days"
+            return f"{n} day{s}"
         if spd == 24:
-            return f"{n} hours"
+            return f"{n} hour{s}"
         if spd and 1440 % spd == 0:
-            return f"{n} steps of {1440 // spd} minutes"
-        return f"{n} steps"
+            return f"{n} step{s} of {1440 // spd} minutes"
+        return f"{n} step{s}"
 
     def time(self, slot: int) -> str:
         """The input span starting at ``slot`` of the week (``day * steps_per_day + step``)."""
@@ -142,21 +143,6 @@ class Instruction(nn.Module):
         return "".join(fill.get(p, p) for p in self.prefix_pieces + self.part_pieces).format(city=c.city, task=c.task_text())
 
     # -- tokens and their embeddings -----------------------------------------------------------
-    @staticmethod
-    def _ids(backbone, text: str) -> list[int]:
-        tok = backbone.tokenizer
-        if tok is None:  # no tokenizer in the folder: bytes, folded into the vocabulary
-            return [b % backbone.config.vocab_size for b in text.encode()]
-        return tok(text, add_special_tokens=False)["input_ids"]
-
-    def _table(self, backbone, texts: list[str], embed) -> tuple[torch.Tensor, torch.Tensor]:
-        """Embeddings ``[n, l, D]`` of texts padded to one length, and their mask ``[n, l]``."""
-        ids = [self._ids(backbone, t) for t in texts]
-        width = max(1, max(len(i) for i in ids))
-        padded = torch.tensor([i + [0] * (width - len(i)) for i in ids])
-        mask = torch.tensor([[True] * len(i) + [False] * (width - len(i)) for i in ids])
-        return embed(padded), mask
-
     def _segments(self, backbone, pieces: list[str], embed, first: bool) -> list[tuple[str, object]]:
         """("ids", [l, D]) | ("time" | "region", None) | ("special", i) | ("st", k), in order."""
         c, tok = self.context, backbone.tokenizer
@@ -173,7 +159,7 @@ class Instruction(nn.Module):
             elif piece == "<ST_patch>":
                 out.append(("st", patch))
                 patch += 1
-            elif ids := self._ids(backbone, piece.format(city=c.city, task=c.task_text())):
+            elif ids := token_ids(backbone, piece.format(city=c.city, task=c.task_text())):
                 out.append(("ids", embed(torch.tensor(ids))))
         return out
 
@@ -191,8 +177,8 @@ class Instruction(nn.Module):
             parts = {
                 "prefix": self._segments(backbone, self.prefix_pieces, embed, first=True),
                 "part": self._segments(backbone, self.part_pieces, embed, first=False),
-                "region": self._table(backbone, [c.region(u) for u in range(c.num_units)], embed),
-                "time": self._table(backbone, [c.time(s) for s in range(c.num_slots)], embed),
+                "region": text_table(backbone, [c.region(u) for u in range(c.num_units)], embed),
+                "time": text_table(backbone, [c.time(s) for s in range(c.num_slots)], embed),
             }
         if frozen:
             self._cache = {"key": key, "parts": parts}

@@ -11,7 +11,7 @@ state at ``<ST_pred>``.
 
 Inputs per region: the scaled history and its observation mask; with ``use_periodic`` (default)
 also the values at the same slot one day / week before each target step, prepended in time, so
-the encoder sees what seasonal naive uses. No weight is tied to a region or to the number of
+the encoder sees what seasonal naive uses; in the classify task also the history's events. No weight is tied to a region or to the number of
 regions: one set of weights runs on grids of any size (zero-shot across cities), and the
 instruction is rebuilt for the target city by ``set_target``.
 
@@ -97,7 +97,8 @@ class UrbanGPT(STModel):
         c.backbone = self.backbone.source
         width = self.backbone.hidden_size
         self.length = c.history + (len(c.lags) * c.horizon if c.use_periodic else 0)
-        self.encoder = GatedTemporalEncoder(2 * c.num_channels, self.length, c.channels, token_dim=c.token_dim,
+        groups = 3 if c.task == "classify" else 2  # values, masks (and the input events)
+        self.encoder = GatedTemporalEncoder(groups * c.num_channels, self.length, c.channels, token_dim=c.token_dim,
                                             tokens=ST_TOKENS)
         self.projector = nn.Linear(c.token_dim, width)
         self.instruction = Instruction(c.template, ST_TOKENS, width, Context.of(c))
@@ -117,13 +118,19 @@ class UrbanGPT(STModel):
 
     # -- forward -------------------------------------------------------------------------------
     def _series(self, batch: dict) -> torch.Tensor:
-        """``[B, N, 2C, T]``: values then observation masks, periodic context first, history last."""
+        """``[B, N, 2C, T]``: values then observation masks, periodic context first, history last. In the
+        classify task also the input events (``[B, N, 3C, T]``; 0 on the periodic steps): z-scores alone do
+        not say where a count crosses the event threshold, which differs between cities."""
         values, masks = [batch["x"]], [batch["input_mask"]]
         if self.config.use_periodic and self.config.lags:
             values.insert(0, rearrange(batch["periodic"], "b k p n c -> b (k p) n c"))
             masks.insert(0, rearrange(batch["periodic_mask"], "b k p n c -> b (k p) n c"))
-        x = torch.cat([torch.cat(values, 1), torch.cat(masks, 1).to(batch["x"].dtype)], -1)
-        return rearrange(x, "b t n c -> b n c t")
+        parts = [torch.cat(values, 1), torch.cat(masks, 1).to(batch["x"].dtype)]
+        if self.config.task == "classify":
+            events = batch["x_event"].to(batch["x"].dtype)
+            parts.append(torch.cat([events.new_zeros(events.shape[0], self.length - events.shape[1], *events.shape[2:]),
+                                    events], 1))
+        return rearrange(torch.cat(parts, -1), "b t n c -> b n c t")
 
     def _outputs(self, batch: dict, units: torch.Tensor | None = None) -> torch.Tensor:
         """``[B, P, U, C, outputs]`` for the regions ``units [B, U]`` (None: all regions)."""

@@ -1,0 +1,1 @@
+"""Text for language-model inputs: tokenising and embedding instruction pieces (:mod:`.text`)."""

@@ -1,0 +1,225 @@
+"""AirGPT: exogenous windows, the gate, ablations, save/load, and faithful explanations of its forecasts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from urbanst.backbones import build_tiny_backbone, save_backbone
+from urbanst.cli import main
+from urbanst.data.splits import SplitRule
+from urbanst.data.synthetic import make_city
+from urbanst.data.synthetic_air import make_air
+from urbanst.errors import UrbanstError
+from urbanst.evaluation.explain import TRUTH_MARK, explain, render_text
+from urbanst.evaluation.occlusion import factors, predict, removed
+from urbanst.models.base import STModel, model_class
+from urbanst.tasks import make_task
+
+UNIT, CHANNEL = 1, 0
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return str(save_backbone(build_tiny_backbone("bert", hidden=32, layers=1, max_positions=512, seed=0),
+                             tmp_path_factory.mktemp("lm") / "tiny-bert"))
+
+
+@pytest.fixture(scope="module")
+def air():
+    data = make_air(stations=4, weeks=3, seed=1)
+    task = make_task("forecast", 12, 6, SplitRule())
+    return task, data, task.windows(data, task.fit_scaler(data))
+
+
+def build(air, backbone, name="airgpt", **options):
+    task, data, windows = air
+    torch.manual_seed(0)
+    model = model_class(name).build(task.data_spec(data), backbone=backbone, **options)
+    model.scaler = windows["train"].series.scaler
+    with torch.no_grad():  # leave the zero start so that every input matters
+        model.head.weight.normal_(0, 0.2)
+    return model.eval()
+
+
+# -- exogenous series in windows -------------------------------------------------------------------
+def test_windows_carry_scaled_exogenous_history_and_persistence(air):
+    task, data, windows = air
+    batch = windows["test"].__getitems__([0, 3])
+    B, H, N, E = batch["exo"].shape
+    assert (B, H, N, E) == (2, 12, 4, 5) and batch["exo_future"].shape == (2, 6, 4, 5)
+    origin = int(batch["origin"][0])
+    raw = data.exogenous[origin - H : origin]
+    seen = np.isfinite(raw)
+    np.testing.assert_array_equal(batch["exo_mask"][0].numpy(), seen)
+    assert (batch["exo"][0][~torch.from_numpy(seen)] == 0).all()  # NaN -> 0, masked
+    back = batch["exo"][0] * batch["exo_std"][0] + batch["exo_mean"][0]
+    np.testing.assert_allclose(back.numpy()[seen], raw[seen], rtol=1e-5, atol=1e-4)
+    direction = data.exogenous_names.index("wind_direction")
+    assert batch["exo_mean"][0, direction] == 0 and batch["exo_std"][0, direction] == 1  # raw degrees
+    t1 = task.boundaries(data)["train"][1]
+    temp = data.exogenous[:t1, :, 0]
+    assert batch["exo_mean"][0, 0] == pytest.approx(np.nanmean(temp), rel=1e-4)  # scaled on train only
+    # persistence: the last observed value of the history, for every horizon step; nothing after the origin
+    for e in range(E):
+        for n in range(N):
+            obs = np.flatnonzero(seen[:, n, e])
+            if len(obs):
+                assert torch.all(batch["exo_future"][0, :, n, e] == batch["exo"][0, obs[-1], n, e])
+    observed = task.windows(data, task.fit_scaler(data))["test"]  # the option, when asked for, reads the future
+    future_task = make_task("forecast", 12, 6, SplitRule(), future_exogenous=True)
+    ahead = future_task.windows(data, future_task.fit_scaler(data))["test"].__getitems__([0])
+    later = np.isfinite(data.exogenous[origin : origin + 6])
+    scaled = ahead["exo_future"][0] * ahead["exo_std"][0] + ahead["exo_mean"][0]
+    np.testing.assert_allclose(scaled.numpy()[later], data.exogenous[origin : origin + 6][later], rtol=1e-5, atol=1e-4)
+    assert len(observed) == len(windows["test"])
+
+
+def test_windows_without_exogenous_are_unchanged():
+    data = make_city("grid", grid=(2, 2), weeks=3, seed=0)
+    task = make_task("forecast", 12, 3, SplitRule())
+    scaler = task.fit_scaler(data)
+    data.exogenous, data.exogenous_names = None, []
+    batch = task.windows(data, scaler)["test"].__getitems__([0])
+    assert not any(k.startswith("exo") for k in batch)
+
+
+# -- the model -----------------------------------------------------------------------------------------
+def test_gate_shapes_and_ablations(air, tiny_bert):
+    model = build(air, tiny_bert)
+    batch = air[2]["test"].__getitems__([0, 1, 2])
+    x, dynamic = model.step_features(batch), model.dynamic_graph(batch)
+    assert dynamic.shape == (3, 12, 4, 4)
+    torch.testing.assert_close(dynamic.sum(-1), torch.ones(3, 12, 4))
+    fused = model.encoder.fuse(x, model.static_graph, dynamic)
+    gate = model.encoder.last_gate
+    assert fused.shape == gate.shape == (3, 12, 4, model.config.hidden)
+    assert ((gate > 0) & (gate < 1)).all()
+    assert model(batch).shape == (3, 6, 4, 2)
+    for name, graph in (("airgpt_static", "static"), ("airgpt_dynamic", "dynamic")):
+        ablation = build(air, tiny_bert, name)
+        assert ablation.config.graph == graph and ablation(batch).shape == (3, 6, 4, 2)
+        assert (ablation.encoder.w_st is None) == (graph == "dynamic") and (ablation.encoder.w_dy is None) == (graph == "static")
+
+
+def test_dynamic_graph_needs_wind(tiny_bert):
+    data = make_city("region", num_units=4, weeks=3, seed=0)  # temperature and rain, no wind
+    task = make_task("forecast", 12, 3, SplitRule())
+    with pytest.raises(UrbanstError, match="wind"):
+        model_class("airgpt").build(task.data_spec(data), backbone=tiny_bert)
+    static = model_class("airgpt_static").build(task.data_spec(data), backbone=tiny_bert)
+    batch = task.windows(data, task.fit_scaler(data))["test"].__getitems__([0])
+    assert static(batch).shape == (1, 3, 4, 2)
+
+
+def test_save_load_same_forecast_and_frozen_lm_not_saved(air, tiny_bert, tmp_path):
+    model = build(air, tiny_bert)
+    batch = air[2]["test"].__getitems__([0, 5])
+    model.save_pretrained(tmp_path / "m")
+    loaded = STModel.from_pretrained(tmp_path / "m").eval()
+    torch.testing.assert_close(loaded(batch), model(batch))
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())["config"]
+    assert saved["sigma_km"] > 0 and saved["graph"] == "both"
+    assert not any(k.startswith("backbone.") for k in model.state_to_save())
+
+
+# -- explanations ------------------------------------------------------------------------------------
+def _origin(air, i=4) -> int:
+    return int(air[2]["test"].origins[i])
+
+
+def test_explanation_numbers_are_the_models_own(air, tiny_bert):
+    task, data, windows = air
+    model = build(air, tiny_bert)
+    origin = _origin(air)
+    x = explain(model, task, windows["test"].series, UNIT, origin, CHANNEL, shifts=4)
+    batch = task.make_windows(windows["test"].series, np.array([origin]), list(task.available_lags(data).values())).__getitems__([0])
+    pred = predict(model, [batch])[0, :, UNIT, CHANNEL]
+    np.testing.assert_allclose(x["conclusion"]["per_step"], pred.numpy(), atol=0.006)  # rounded to 2 decimals
+    assert x["conclusion"]["rerun_matches"]
+    # a neighbour's contribution = forecast - forecast with that station's history at the training mean, re-run by hand
+    by_name = {f["factor"]: f for f in x["factors"]}
+    occluded = dict(batch, x=batch["x"].clone(), periodic=batch["periodic"].clone())
+    occluded["x"][:, :, 2] = 0.0
+    occluded["periodic"][..., 2, :] = 0.0
+    expected = pred - predict(model, [occluded])[0, :, UNIT, CHANNEL]
+    np.testing.assert_allclose(by_name["station S2"]["per_step"], expected.numpy(), atol=0.006)
+    # the decomposition closes: prediction = reference + contributions + residual
+    total = np.sum([f["per_step"] for f in x["factors"]], 0) + x["reference"]["per_step"] + np.array(x["residual"]["per_step"])
+    np.testing.assert_allclose(total, x["conclusion"]["per_step"], atol=0.07)  # 12 numbers rounded to 0.01
+    assert [f["factor"] for f in x["factors"]] == x["key_information"]
+    assert {"own history", "station S0", "wind", "temperature", "humidity (dew point)", "rain", "time of day"} <= set(by_name)
+
+
+def test_contributions_change_when_their_input_changes(air, tiny_bert):
+    task, data, windows = air
+    model = build(air, tiny_bert)
+    origin = _origin(air)
+    base = explain(model, task, windows["test"].series, UNIT, origin, CHANNEL, shifts=4)
+    changed = data.exogenous.copy()
+    changed[:, :, data.exogenous_names.index("wind_direction")] = (changed[:, :, 4] + 180) % 360  # reverse the wind
+    changed[:, :, data.exogenous_names.index("wind_speed")] *= 3
+    windy = task.windows(_with(data, exogenous=changed), windows["test"].series.scaler)["test"].series
+    after = explain(model, task, windy, UNIT, origin, CHANNEL, shifts=4)
+    wind = lambda x: next(f for f in x["factors"] if f["factor"] == "wind")["per_step"]  # noqa: E731
+    assert not np.allclose(wind(base), wind(after), atol=0.01)
+    values = data.values.copy()
+    values[origin - 12 : origin, 0] = values[origin - 12 : origin, 0] * 3 + 50  # station S0's history
+    busy = task.windows(_with(data, values=values), windows["test"].series.scaler)["test"].series
+    after = explain(model, task, busy, UNIT, origin, CHANNEL, shifts=4)
+    s0 = lambda x: next(f for f in x["factors"] if f["factor"] == "station S0")["per_step"]  # noqa: E731
+    assert not np.allclose(s0(base), s0(after), atol=0.01)
+
+
+def test_truth_never_enters_the_explanation(air, tiny_bert):
+    task, data, windows = air
+    model = build(air, tiny_bert)
+    origin = _origin(air)
+    values = data.values.copy()
+    values[origin : origin + 6, UNIT, CHANNEL] = 4321.5  # a distinctive truth over the horizon
+    series = task.windows(_with(data, values=values), windows["test"].series.scaler)["test"].series
+    plain = explain(model, task, windows["test"].series, UNIT, origin, CHANNEL, shifts=4)
+    marked = explain(model, task, series, UNIT, origin, CHANNEL, shifts=4, show_truth=True)
+    assert marked["truth"] == [4321.5] * 6
+    assert {k: v for k, v in marked.items() if k != "truth"} == plain  # the truth changes nothing else
+    text = render_text(marked)
+    assert "4321.5" in text and all(line.startswith(TRUTH_MARK) for line in text.splitlines() if "4321.5" in line)
+    assert "4321.5" not in render_text(plain)
+
+
+def test_removed_time_is_marginalised(air, tiny_bert):
+    task, data, windows = air
+    batch = windows["test"].__getitems__([0])
+    time = [f for f in factors(UNIT, data.unit_names, data.exogenous_names) if f.kind == "time of day"]
+    variants = removed(batch, time, shifts=4)
+    assert len(variants) == 4
+    assert sorted(round(float(v["time_of_day"][0, 0]), 4) for v in variants) == sorted(
+        round((float(batch["time_of_day"][0, 0]) + k / 4) % 1, 4) for k in range(4))
+
+
+def test_cli_fit_then_explain(tmp_path, capsys, tiny_bert):
+    out = tmp_path / "run"
+    code = main(["fit", "--model", "airgpt", "--dataset", "synthetic_air", "--history", "12", "--horizon", "6",
+                 "--max-epochs", "1", "--output", str(out), "--backbone", tiny_bert, "--data-dir", str(tmp_path)])
+    assert code == 0
+    capsys.readouterr()
+    args = ["explain", "--model", str(out / "model"), "--dataset", "synthetic_air", "--unit", "S2",
+            "--time", "2021-01-28 09:00", "--channel", "NO2", "--data-dir", str(tmp_path), "--time-samples", "2"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    for stage in ("1. Task definition", "2. Weather extrapolation", "3. Key information", "4. Factor-by-factor",
+                  "5. Conclusion"):
+        assert stage in text
+    assert "persistence" in text and TRUTH_MARK not in text
+    assert main(args + ["--format", "json", "--show-truth"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["task"]["unit"] == "S2" and result["task"]["channel"] == "NO2" and len(result["truth"]) == 6
+
+
+def _with(data, **changes):
+    from dataclasses import replace
+
+    return replace(data, **changes)
