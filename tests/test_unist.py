@@ -13,7 +13,8 @@ from urbanst.engine.evaluate import evaluate_forecast
 from urbanst.engine.train import TrainConfig, train
 from urbanst.errors import UrbanstError
 from urbanst.models.base import STModel, model_class
-from urbanst.models.unist import SpatialWindows, UniST, pretrain_unist
+from urbanst.engine.pretrain import pretrain
+from urbanst.models.unist import SpatialWindows, UniST
 from urbanst.models.unist.masking import draw_mask
 from urbanst.models.unist.patching import Layout, patchify, sincos_2d, to_volume
 from urbanst.tasks.forecast import ForecastTask
@@ -251,16 +252,19 @@ def test_prompt_tuning_changes_only_prompt_parameters():
 def test_pretraining_spans_datasets_of_different_shapes(tmp_path):
     grid = make_city("grid", grid=(4, 4), weeks=2, seed=10, name="city_a")
     region = make_city("region", num_units=9, weeks=2, seed=11, channels=("inflow",), name="city_b")
-    model, info = pretrain_unist([grid, region], history=4, horizon=4, size="tiny",
-                                 train_config=TrainConfig(max_epochs=1, batch_size=16, progress=False, output=tmp_path))
+    task = ForecastTask(4, 4)
+    model, result = pretrain("unist", [grid, region], task, TrainConfig(max_epochs=1, batch_size=16, progress=False,
+                                                                      output=tmp_path), size="tiny")
     assert model.config.max_channels == 2
-    assert info["result"].best_score is not None and np.isfinite(info["result"].best_score)
-    for part, C, N in ((info["val"][0], 2, 16), (info["val"][1], 1, 9)):
-        batch = part.__getitems__([0, 1])
+    assert result.best_score is not None and np.isfinite(result.best_score)
+    for data, C, N in ((grid, 2, 16), (region, 1, 9)):
+        windows = task.windows(data, task.fit_scaler(data), splits=("val",))["val"]
+        batch = model.pretraining_windows(windows, task.data_spec(data)).__getitems__([0, 1])
         assert model(batch).shape == (2, 4, N, C)
         assert torch.isfinite(model.pretrain_loss(batch))
-    # the pre-trained weights move to a new home dataset for fine-tuning
-    task = ForecastTask(4, 4)
-    model.attach(task.data_spec(region))
+    # the pre-trained weights move to a new home dataset for fine-tuning: prompts and head train, the rest is frozen
+    model.start_finetune(task.data_spec(region))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("prompt.", "head")) for n in trainable)
     windows = task.windows(region, task.fit_scaler(region))["train"]
     assert model(first(windows, 2)).shape == (2, 4, 9, 1)

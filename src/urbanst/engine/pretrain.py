@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lightning as L
 
+from urbanst.data.container import STData
 from urbanst.data.registry import load_dataset
 from urbanst.data.windows import MultiWindows
 from urbanst.engine.train import TrainConfig, TrainResult, train
@@ -11,27 +12,25 @@ from urbanst.errors import UrbanstError
 from urbanst.models.base import STModel, model_class
 
 
-def pretrain(model_name: str, datasets: list[str], task, train_cfg: TrainConfig,
+def pretrain(model_name: str, datasets: list[str | STData], task, train_cfg: TrainConfig,
              data_dir: str | None = None, **options) -> tuple[STModel, TrainResult]:
     """Pre-train ``model_name`` with its ``pretrain_loss`` on the training windows of every dataset
-    (each scaled by its own training split); validation is the same loss on their validation windows."""
+    (each scaled by its own training split); validation is the same loss on their validation windows.
+    Batches never mix datasets; the first dataset is the model's home."""
     if not datasets:
         raise UrbanstError("pretrain needs at least one dataset: --datasets a,b,c")
     cls = model_class(model_name)
     if not hasattr(cls, "pretrain_loss"):
         raise UrbanstError(f"model {model_name!r} has no masked pre-training objective; use e.g. unist")
-    train_parts, val_parts, specs = [], [], []
-    for name in datasets:
-        data = load_dataset(name, data_dir)
-        windows = task.windows(data, task.fit_scaler(data), splits=("train", "val"))
-        train_parts.append(windows["train"])
-        val_parts.append(windows["val"])
-        specs.append(task.data_spec(data))
-    channels = {spec.num_channels for spec in specs}
-    if len(channels) > 1 and not getattr(cls, "channel_agnostic", False):
-        raise UrbanstError(f"{model_name!r} needs the same number of channels in every dataset; got {sorted(channels)}")
+    loaded = [load_dataset(item, data_dir) if isinstance(item, str) else item for item in datasets]
+    specs = [task.data_spec(data) for data in loaded]
     L.seed_everything(train_cfg.seed, verbose=False)
-    model = cls.build(specs[0], **options)
+    model = cls.build_for_pretraining(specs, **options)
+    train_parts, val_parts = [], []
+    for data, spec in zip(loaded, specs):
+        windows = task.windows(data, task.fit_scaler(data), splits=("train", "val"))
+        train_parts.append(model.pretraining_windows(windows["train"], spec))
+        val_parts.append(model.pretraining_windows(windows["val"], spec))
     model.scaler = None  # each dataset brings its own scaler; a fine-tuned model gets its target's
     result = train(model, MultiWindows(train_parts), MultiWindows(val_parts), train_cfg, objective="pretrain")
     return model, result

@@ -110,6 +110,18 @@ class STModel(nn.Module):
     def init_from_data(self, spec: DataSpec) -> None:
         """Set data-derived buffers (e.g. spatial priors from ``spec.adjacency``); they are saved with the weights."""
 
+    @classmethod
+    def build_for_pretraining(cls, specs: list[DataSpec], **options: Any) -> STModel:
+        """One model for masked pre-training over datasets shaped like ``specs`` (the first is its home)."""
+        channels = sorted({spec.num_channels for spec in specs})
+        if len(channels) > 1:
+            raise UrbanstError(f"{cls.name!r} needs the same number of channels in every dataset; got {channels}")
+        return cls.build(specs[0], **options)
+
+    def pretraining_windows(self, windows, spec: DataSpec):
+        """The window set of one pre-training dataset as this model wants to read it (e.g. with its geometry)."""
+        return windows
+
     def start_finetune(self, spec: DataSpec) -> None:
         """Called when a saved model is trained further on ``spec``'s data (``fit --init``): freeze or reset parts here."""
 

@@ -42,6 +42,8 @@ class _ResidualMLP(nn.Module):
 
 @register_model
 class STID(STModel):
+    """STID: an MLP over the history with unit, time-of-day and day-of-week embeddings (a fast deep baseline)."""
+
     name = "stid"
     config_class = STIDConfig
     default_lr = 2e-3

@@ -28,6 +28,8 @@ class HAConfig:
 
 @register_model
 class HistoricalAverage(STModel):
+    """Historical average: the training mean of each unit at each time-of-week slot."""
+
     name = "ha"
     config_class = HAConfig
     family = "baseline"

@@ -82,11 +82,15 @@ class _Seasonal(STModel):
 
 @register_model
 class SeasonalDay(_Seasonal):
+    """The value at the same time one day earlier (the last observed value where that is missing)."""
+
     name = "seasonal_day"
     lag = "1d"
 
 
 @register_model
 class SeasonalWeek(_Seasonal):
+    """The value at the same time one week earlier (the last observed value where that is missing)."""
+
     name = "seasonal_week"
     lag = "1w"

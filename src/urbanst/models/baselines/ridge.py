@@ -31,6 +31,8 @@ class RidgeConfig:
 
 @register_model
 class Ridge(STModel):
+    """Ridge regression on lags, periodic lags, time-of-day and day-of-week features, fit on train."""
+
     name = "ridge"
     config_class = RidgeConfig
     family = "baseline"

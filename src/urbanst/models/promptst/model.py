@@ -51,6 +51,8 @@ from urbanst.models.promptst.prompts import AttributePrompts
 
 @register_model
 class PromptST(STModel):
+    """PromptST: a shared ST transformer over all attributes, then per-attribute prompt tokens tuned alone."""
+
     name = "promptst"
     config_class = PromptSTConfig
     default_lr = SHARED_LR  # per instance: PROMPT_LR in stage "prompt" (the trainer's default when no lr is given)

@@ -30,7 +30,7 @@ What depends on a dataset's units (its region graph: eigenvector positions, neig
 operator) is derived by ``init_from_data(spec)`` and kept as buffers for the model's own
 ("home") dataset, so it saves and loads with the weights; batches of other datasets carry
 their own structure (``grid_shape``, ``unit_pe``, ``edge_index``, ``edge_weight``; see
-``pretrain.SpatialWindows``), and ``attach(spec)`` moves the model to a new home dataset
+``geometry.SpatialWindows``), and ``attach(spec)`` moves the model to a new home dataset
 (zero-shot or fine-tuning elsewhere).
 
 Stages: ``pretrain_loss`` (masked reconstruction over the whole window with a strategy
@@ -49,6 +49,7 @@ from torch import nn
 from urbanst.errors import UrbanstError
 from urbanst.models.base import DataSpec, STModel, register_model
 from urbanst.models.unist.config import UniSTConfig
+from urbanst.models.unist.geometry import SpatialWindows
 from urbanst.models.unist.layers import Block, init_weights
 from urbanst.models.unist.masking import MaskDraw, draw_mask
 from urbanst.models.unist.patching import (
@@ -69,6 +70,8 @@ CONTEXT_KEYS = ("grid_shape", "unit_pe", "edge_index", "edge_weight")
 
 @register_model
 class UniST(STModel):
+    """UniST: 3-D patch tokens in a masked ST autoencoder with knowledge-guided prompts; any grid or graph."""
+
     name = "unist"
     config_class = UniSTConfig
     default_lr = 1e-3
@@ -154,6 +157,37 @@ class UniST(STModel):
         if self.unit_embed is not None:
             self.unit_embed = nn.Parameter(torch.zeros(spec.num_units, c.width, device=self.mask_token.device))
         return self
+
+    @property
+    def unit_agnostic(self) -> bool:  # no weight is tied to a unit unless it has unit embeddings
+        return not self.config.unit_embedding
+
+    def _same_home(self, spec: DataSpec) -> bool:
+        c = self.config
+        grid = list(spec.grid_shape) if spec.grid_shape is not None else None
+        return c.num_units == spec.num_units and c.num_channels == spec.num_channels and c.grid_shape == grid
+
+    def set_target(self, spec: DataSpec) -> None:
+        """Zero-shot on other units: the target becomes the home (its grid or region graph); no weight changes."""
+        if not self._same_home(spec):
+            self.attach(spec)
+
+    def start_finetune(self, spec: DataSpec) -> None:
+        """``fit --init``: move to the target's units, then prompt-tune (prompts and head train, the rest is frozen)."""
+        if not self._same_home(spec):
+            self.attach(spec)
+        if self.prompt is not None:
+            self.prompt_tuning(train_head=True)
+
+    @classmethod
+    def build_for_pretraining(cls, specs: list[DataSpec], **options) -> UniST:
+        """Attribute slots for the dataset with the most attributes; datasets with fewer leave slots empty."""
+        if options.get("channels", "fused") == "fused":
+            options.setdefault("max_channels", max(spec.num_channels for spec in specs))
+        return cls.build(specs[0], **options)
+
+    def pretraining_windows(self, windows, spec: DataSpec):
+        return windows if self._same_home(spec) else SpatialWindows(windows, spec, self.config.pe_dim)
 
     def _geometry(self, batch: dict, history: int, horizon: int) -> tuple[Layout, RegionGraph | None, bool]:
         """The batch's token layout, its region graph (None for grids), and whether it is the home dataset's."""
@@ -287,6 +321,23 @@ class UniST(STModel):
         if self.config.channels == "separate":
             batch = _fold_channels(batch)
         return self.reconstruct(batch, strategy)[0]
+
+    def reconstruction_loss(self, batch: dict) -> torch.Tensor:
+        """Masked reconstruction of the input steps only (test-time adaptation, see ``urbanst.engine.adapt``):
+        the input window is split in two halves that ``reconstruct`` reads as history and future. Reads ``x``,
+        ``input_mask``, the scaler and the time features of the input steps, never a target."""
+        from urbanst.data.windows import to_original
+
+        x, seen = batch["x"], batch["input_mask"]
+        H = x.shape[1]
+        if H < 2:
+            raise UrbanstError("unist reconstructs inputs of two or more steps; use a longer --history")
+        half = H - H // 2
+        inputs = {k: v for k, v in batch.items() if k not in ("y", "target_mask", "periodic", "periodic_mask")}
+        inputs.update(x=x[:, :half], input_mask=seen[:, :half], y=to_original(batch, x[:, half:]),
+                      target_mask=seen[:, half:], time_of_day=batch["time_of_day"][:, :H],
+                      day_of_week=batch["day_of_week"][:, :H])
+        return self.pretrain_loss(inputs)
 
     def reconstruct(self, batch: dict, strategy: str | None = None, draw: MaskDraw | None = None):
         """``(loss, prediction [B, T, N, C], hidden entries [B, T, N, C], draw)`` for one masked window.
