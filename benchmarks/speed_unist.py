@@ -16,9 +16,13 @@ import argparse
 import os
 import resource
 import sys
-import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import seconds_per_call, training_step  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -32,6 +36,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--channels", default="fused", choices=["fused", "separate"])
     parser.add_argument("--no-prompts", action="store_true")
+    parser.add_argument("--patch-t", type=int, default=2, help="steps per token (default 2, as the released code)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -44,32 +49,16 @@ def main(argv=None) -> dict:
     task = ForecastTask(args.history, args.horizon)
     windows = task.windows(data, task.fit_scaler(data), splits=("train",))["train"]
     spec = task.data_spec(data)
-    model = model_class("unist").build(spec, size=args.size, channels=args.channels, prompts=not args.no_prompts)
+    model = model_class("unist").build(spec, size=args.size, channels=args.channels, prompts=not args.no_prompts,
+                                      patch_t=args.patch_t)
     batches = [windows.__getitems__(list(range(i * args.batch, (i + 1) * args.batch))) for i in range(4)]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-    def train_step(batch):
-        optimizer.zero_grad(set_to_none=True)
-        loss = model.training_loss(batch)
-        loss.backward()
-        optimizer.step()
+    cpu = torch.device("cpu")
 
     model.train()
-    for i in range(args.warmup):
-        train_step(batches[i % 4])
-    start = time.perf_counter()
-    for i in range(args.iters):
-        train_step(batches[i % 4])
-    train_sps = args.iters * args.batch / (time.perf_counter() - start)
-
+    train_sps = args.batch / seconds_per_call(training_step(model), batches, args.iters, args.warmup, cpu)
     model.eval()
     with torch.inference_mode():
-        for i in range(args.warmup):
-            model(batches[i % 4])
-        start = time.perf_counter()
-        for i in range(args.iters):
-            model(batches[i % 4])
-        infer_sps = args.iters * args.batch / (time.perf_counter() - start)
+        infer_sps = args.batch / seconds_per_call(model, batches, args.iters, args.warmup, cpu)
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     counts = model.parameter_counts()

@@ -32,3 +32,13 @@ def data_root() -> Path:
     if root is None:
         pytest.skip("real datasets not found: set URBANST_DATA to the shared data folder (CI uses ../shared/data)")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory) -> str:
+    """A tiny random GPT-2 saved to a folder, loadable by path (no tokenizer: text is read as bytes, hence
+    512 positions). Test modules may define their own ``tiny_gpt2``; theirs wins there."""
+    from urbanst.backbones import build_tiny_backbone, save_backbone
+
+    return str(save_backbone(build_tiny_backbone("gpt2", hidden=32, layers=2, max_positions=512, seed=0),
+                             tmp_path_factory.mktemp("lm") / "tiny-gpt2"))

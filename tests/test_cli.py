@@ -262,3 +262,18 @@ def test_benchmark_with_a_horizon_too_long_for_the_split(capsys, tmp_path):
     code, _, err = run(capsys, "benchmark", "--dataset", "synthetic_grid", "--models", "last", "--horizon", "200",
                        "--data-dir", tmp_path)
     assert code == 2 and "no window" in one_error_line(err)
+
+
+def test_models_info_counts_parts_and_the_freezing_policy(capsys, tmp_path):
+    def totals(*flags):
+        assert main(["models", "info", *flags, "--data-dir", str(tmp_path)]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        total = next(line for line in lines if line.startswith("total")).split()
+        return int(total[1].replace(",", "")), int(total[2].replace(",", ""))
+
+    trainable, total = totals("stid")
+    assert trainable == total > 0
+    frozen = totals("st_llm", "--freeze", "frozen", "--lm-layers", "1")
+    pfa = totals("st_llm", "--freeze", "pfa:1", "--lm-layers", "1")
+    assert frozen[1] == pfa[1]  # the same model, only the policy differs
+    assert frozen[0] < pfa[0] < pfa[1]

@@ -273,6 +273,11 @@ def test_zero_shot_between_cities_of_the_same_grid(tmp_path, data_dir):
     assert stid["train_windows"] == source_windows
     assert records["last"]["shots"] == "full" and records["last"]["sources"] == []  # the target's own baseline
     assert math.isfinite(stid["metrics"]["mae"])
+    # the trained model is saved beside its record and scores the same through `urbanst evaluate`
+    saved = tmp_path / "bench" / "runs" / "stid" / "model"
+    assert cli(["evaluate", "--model", saved, "--dataset", "city_b", "--output", tmp_path / "eval",
+                "--data-dir", data_dir]) == 0
+    assert _record(tmp_path / "eval")["metrics"]["mae"] == pytest.approx(stid["metrics"]["mae"], rel=1e-5)
 
     clean = torch.load(tmp_path / "bench" / "runs" / "stid" / "checkpoints" / "best.ckpt", map_location="cpu",
                        weights_only=True)["state_dict"]

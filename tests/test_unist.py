@@ -164,7 +164,7 @@ def test_separate_channels_mode():
 
 def test_prompts_change_the_output():
     data = make_city("grid", grid=(4, 4), weeks=2, seed=5)
-    model, windows, _ = setup(data)
+    model, windows, _ = setup(data, anchor=False)  # an anchored head starts at zero: nothing reaches the output yet
     model.eval()
     batch = windows["train"].__getitems__(list(range(200, 204)))  # a week in: the periodic lags are observed
     assert batch["periodic_mask"].float().mean() > 0.8
@@ -199,7 +199,7 @@ def test_tiny_unist_learns_the_synthetic_city(tmp_path):
     scaler = task.fit_scaler(data)
     windows = task.windows(data, scaler)
     spec = task.data_spec(data)
-    model = UniST.build(spec, size="tiny", lr=3e-3)
+    model = UniST.build(spec, size="tiny", lr=3e-3, anchor=False)
     model.scaler = scaler
     probe = windows["train"].__getitems__(list(range(0, len(windows["train"]), 7)))
     with torch.no_grad():
@@ -214,6 +214,15 @@ def test_tiny_unist_learns_the_synthetic_city(tmp_path):
     mae_unist = evaluate_forecast(model, windows["test"], progress=False).metrics["mae"]
     mae_last = evaluate_forecast(last, windows["test"], progress=False).metrics["mae"]
     assert mae_unist < mae_last
+
+
+def test_an_anchored_unist_starts_at_seasonal_naive():
+    data = make_city("region", num_units=12, weeks=3, seed=9)
+    model, windows, spec = setup(data)
+    seasonal = model_class("seasonal_week").build(spec)
+    batch = windows["test"].__getitems__([0, 5, 9])
+    with torch.no_grad():
+        assert torch.allclose(model(batch), seasonal(batch))
 
 
 @pytest.mark.parametrize("kind", ["grid", "region"])

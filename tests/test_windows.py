@@ -298,3 +298,9 @@ def test_time_features_half_hourly():
     assert tod[:4].tolist() == pytest.approx([23 / 24, 23.5 / 24, 0.0, 0.5 / 24])
     assert dow[:4].tolist() == [6, 6, 0, 0]
     assert data.steps_per("day") == 48 and data.steps_per("week") == 336
+
+
+@pytest.mark.parametrize("text", ["70/10/20", "60/20/20", "80/5/15", "0.5,0.25"])
+def test_split_rule_text_reads_back_as_the_same_rule(text):
+    rule = SplitRule.parse(text)
+    assert SplitRule.parse(rule.text()) == rule

@@ -9,6 +9,7 @@ many settings also read them from ``--config FILE.yaml`` (keys are the flag name
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -79,6 +80,15 @@ def _add_backbone(p) -> None:
                    "(default: the model's own)")
 
 
+def _add_tta(p) -> None:
+    p.add_argument("--tta-steps", type=int, default=0, metavar="K",
+                   help="test-time adaptation: K steps of masked reconstruction on the inputs (never the targets) of "
+                   "the split being scored, before predicting it; for models with a reconstruction loss (unist, "
+                   "urbanmind; baselines in a benchmark are not adapted); the saved model stays as trained (default 0)")
+    p.add_argument("--tta-lr", type=_positive(float), help="learning rate of test-time adaptation "
+                   "(default: a tenth of the model's own)")
+
+
 def _backbone_settings(args) -> dict:
     return {"backbone": args.backbone, "backbone_layers": args.lm_layers, "backbone_policy": args.freeze}
 
@@ -112,7 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_shots(bench)
     _add_training(bench)
     _add_backbone(bench)
+    _add_tta(bench)
     _add_data_dir(bench)
+
+    rep = sub.add_parser("report", help="run a benchmark suite (quick: about 10 minutes; full: hours) and write "
+                         "report.md, plots and results.json")
+    rep.add_argument("--suite", choices=["quick", "full"], default="quick")
+    rep.add_argument("--output", required=True, help="folder for report.md, results.json, plots and one folder per run")
+    rep.add_argument("--seed", type=int, default=0)
+    _add_data_dir(rep)
 
     fit = sub.add_parser("fit", help="train one model, save it, and score it on the test split")
     fit.add_argument("--dataset", required=True)
@@ -126,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_shots(fit)
     _add_training(fit)
     _add_backbone(fit)
+    _add_tta(fit)
     _add_data_dir(fit)
 
     pre = sub.add_parser("pretrain", help="masked pre-training of one model over several datasets")
@@ -144,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", dest="eval_split", choices=["val", "test"], default="test")
     ev.add_argument("--output", help="write results.json here")
     ev.add_argument("--batch-size", type=int, default=64)
+    ev.add_argument("--seed", type=int, default=0, help="seed of the test-time adaptation's window order")
+    _add_tta(ev)
     _add_data_dir(ev)
 
     pr = sub.add_parser("predict", help="write forecasts (NPZ and CSV) from a saved model")
@@ -172,6 +193,17 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="the model zoo")
     models_sub = models.add_subparsers(dest="models_command", parser_class=_Parser)
     models_sub.add_parser("list", help="every model with its family")
+    minfo = models_sub.add_parser("info", help="a model's parts with trainable and total parameters, built for a dataset")
+    minfo.add_argument("name")
+    minfo.add_argument("--dataset", default="synthetic_grid", help="the dataset whose shape it is built for "
+                       "(default: the embedded synthetic_grid)")
+    minfo.add_argument("--task", default=None, help="forecast, impute or classify (default: the model's first task)")
+    minfo.add_argument("--history", type=_positive(int), default=12)
+    minfo.add_argument("--horizon", type=_positive(int), default=12)
+    minfo.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                       help="model config override, repeatable")
+    _add_backbone(minfo)
+    _add_data_dir(minfo)
 
     data = sub.add_parser("data", help="list, inspect, import and download datasets")
     data_sub = data.add_subparsers(dest="data_command", parser_class=_Parser)
@@ -293,7 +325,7 @@ def _dispatch(args) -> int:
 
         print(__version__)
         return 0
-    handlers = {"demo": _demo, "benchmark": _benchmark, "fit": _fit, "pretrain": _pretrain, "evaluate": _evaluate,
+    handlers = {"demo": _demo, "benchmark": _benchmark, "report": _report, "fit": _fit, "pretrain": _pretrain, "evaluate": _evaluate,
                 "predict": _predict, "explain": _explain, "models": _models, "data": _data}
     if args.command in handlers:
         return handlers[args.command](args)
@@ -320,7 +352,7 @@ def _experiment(args):
     return ExperimentConfig(
         dataset=args.dataset, task=args.task, history=args.history, horizon=args.horizon, split=SplitRule.parse(args.split),
         shots=args.shots, few_ratio=args.few_ratio, sources=args.source, seed=args.seed, batch_size=args.batch_size,
-        data_dir=args.data_dir, task_options=_task_options(args),
+        data_dir=args.data_dir, task_options=_task_options(args), tta_steps=args.tta_steps, tta_lr=args.tta_lr,
     )
 
 
@@ -349,12 +381,25 @@ def _benchmark(args) -> int:
         shots=exp.shots, few_ratio=exp.few_ratio, sources=exp.sources, seed=exp.seed, batch_size=exp.batch_size,
         time_budget=args.time_budget, max_epochs=args.max_epochs, output=Path(args.output) if args.output else None,
         data_dir=args.data_dir, backbone=_backbone_settings(args), task_options=exp.task_options,
+        tta_steps=exp.tta_steps, tta_lr=exp.tta_lr,
     )
     records = run_benchmark(cfg)
     if records:
         _print_records(records)
         if cfg.output:
             print(f"results written to {cfg.output}/ (results.json, results.md, error_per_step.png, forecasts.png)")
+    return 0
+
+
+def _report(args) -> int:
+    import logging
+
+    from urbanst.engine.report import run_report, suite_entries  # imports Lightning, which sets its log levels
+
+    for name in ("lightning.pytorch", "lightning.fabric"):  # one line per run, not Lightning's notices per model
+        logging.getLogger(name).setLevel(logging.WARNING)
+    run_report(suite_entries(args.suite), Path(args.output), args.suite, args.data_dir, args.seed,
+               echo=lambda line: print(line, flush=True))
     return 0
 
 
@@ -370,7 +415,7 @@ def _demo(args) -> int:
 
 
 def _fit(args) -> int:
-    from urbanst.engine.experiment import backbone_options, prepare, run_model
+    from urbanst.engine.experiment import backbone_options, prepare, run_model, trained_on
     from urbanst.io import write_json_atomic
     from urbanst.models.base import model_class
 
@@ -380,11 +425,7 @@ def _fit(args) -> int:
     model, record, _, _ = run_model(args.model, prepared, _train_config(args, output), init=args.init, **options)
     if record is None:  # a non-zero rank of a distributed run
         return 0
-    protocol = {"dataset": prepared.data.name, "task": args.task, "history": prepared.task.history,
-                "horizon": prepared.task.horizon, "split": args.split,
-                "shots": args.shots, "sources": args.source, "few_ratio": args.few_ratio,
-                "task_options": prepared.config.task_options}
-    model.save_pretrained(output / "model", extra={"trained_on": protocol})
+    model.save_pretrained(output / "model", extra={"trained_on": trained_on(prepared)})
     write_json_atomic(output / "results.json", [record])
     _print_records([record])
     print(f"model saved to {output / 'model'}; checkpoints in {output / 'checkpoints'}")
@@ -412,6 +453,8 @@ def _evaluate(args) -> int:
     from urbanst.io import write_json_atomic
 
     model, prepared = prepare_saved(args.model, args.dataset, args.data_dir, args.batch_size)
+    prepared = dataclasses.replace(prepared, config=dataclasses.replace(
+        prepared.config, tta_steps=args.tta_steps, tta_lr=args.tta_lr, seed=args.seed))
     record, _ = score(model, prepared, 0.0, split=args.eval_split)
     _print_records([record])
     if args.output:
@@ -460,9 +503,35 @@ def _explain(args) -> int:
 def _models(args) -> int:
     from urbanst.models.base import model_class, model_names
 
+    if args.models_command == "info":
+        return _model_info(args)
     rows = [[name, model_class(name).family, ((model_class(name).__doc__ or "").strip().splitlines() or [""])[0]]
             for name in model_names()]
     _print_rows(["model", "family", "description"], rows)
+    return 0
+
+
+def _model_info(args) -> int:
+    from urbanst.data.registry import load_dataset
+    from urbanst.data.splits import SplitRule
+    from urbanst.engine.experiment import backbone_options, check_task
+    from urbanst.models.base import model_class
+    from urbanst.tasks import make_task
+
+    cls = model_class(args.name)
+    task_name = args.task or cls.tasks[0]
+    check_task(cls, task_name)
+    task = make_task(task_name, args.history, args.horizon, SplitRule())
+    spec = task.data_spec(load_dataset(args.dataset, args.data_dir))
+    model = cls.build(spec, **{**backbone_options(cls, _backbone_settings(args)), **dict(args.option)})
+    print(f"{cls.name} ({cls.family}): {((cls.__doc__ or '').strip().splitlines() or [''])[0]}")
+    print(f"built for {args.dataset} ({spec.num_units} units, {spec.num_channels} channels), task {task_name}, "
+          f"history {task.history}, horizon {task.horizon}")
+    rows = [[name, f"{sum(p.numel() for p in part.parameters() if p.requires_grad):,}",
+             f"{sum(p.numel() for p in part.parameters()):,}"] for name, part in model.named_children()]
+    rows.append(["total", f"{model.num_parameters(trainable_only=True):,}", f"{model.num_parameters():,}"])
+    _print_rows(["part", "trainable", "total"], rows)
+    print("config: " + json.dumps(dataclasses.asdict(model.config), default=str))
     return 0
 
 

@@ -69,6 +69,10 @@ def load_dataset(name: str, root: str | Path | None = None) -> STData:
 
 @functools.lru_cache(maxsize=32)
 def _load_cached(name: str, root: str) -> STData:
+    from urbanst.data.sources import SEPARATOR, join_sources
+
+    if SEPARATOR in name:  # several datasets over the same units as one multi-source dataset
+        return join_sources([_load_cached(part.strip(), root) for part in name.split(SEPARATOR)], name)
     specs = builtin_datasets()
     if name in specs:
         spec = specs[name]

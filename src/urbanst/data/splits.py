@@ -26,6 +26,10 @@ class SplitRule:
         test = 1 - self.train - self.val
         return f"chronological {self.train:.0%}/{self.val:.0%}/{test:.0%} by time step"
 
+    def text(self) -> str:
+        """The rule as ``parse`` reads it, e.g. ``"70/10/20"``."""
+        return "/".join(f"{share * 100:g}" for share in (self.train, self.val, 1 - self.train - self.val))
+
     @classmethod
     def parse(cls, text: str) -> SplitRule:
         """Read ``"70/10/20"`` or ``"0.7,0.1"``."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from urbanst.data.splits import SplitRule
-from urbanst.engine.experiment import ExperimentConfig, backbone_options, check_task, prepare, run_model
+from urbanst.engine.adapt import check_adaptable
+from urbanst.engine.experiment import ExperimentConfig, backbone_options, check_task, prepare, run_model, trained_on
 from urbanst.engine.train import TrainConfig
 from urbanst.evaluation.plots import plot_error_per_step, plot_events, plot_forecasts
 from urbanst.evaluation.tables import protocol_line, results_table
@@ -38,6 +39,8 @@ class BenchmarkConfig:
     # backbone / backbone_layers / backbone_policy for the models with a language-model backbone; others ignore them
     backbone: dict = field(default_factory=dict)
     task_options: dict = field(default_factory=dict)  # e.g. {"threshold": 5} for classify
+    tta_steps: int = 0  # test-time adaptation of the trained models (baselines never adapt)
+    tta_lr: float | None = None
 
     def experiment(self, shots: str | None = None) -> ExperimentConfig:
         transfer = (shots or self.shots) != "full"
@@ -54,6 +57,8 @@ class BenchmarkConfig:
             batch_size=self.batch_size,
             data_dir=self.data_dir,
             task_options=self.task_options,
+            tta_steps=self.tta_steps,
+            tta_lr=self.tta_lr,
         )
 
 
@@ -72,12 +77,16 @@ def expand_models(names: list[str]) -> list[str]:
 
 def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
     """Every model on one protocol. In a few- or zero-shot benchmark the baselines are the target's own
-    (fit on its full training split), so each transfer row stands beside what the target alone achieves."""
+    (fit on its full training split), so each transfer row stands beside what the target alone achieves.
+    With ``tta_steps`` every trained model adapts to the test inputs before scoring; baselines do not."""
     models = expand_models(cfg.models)
     for name in models:
         check_task(model_class(name), cfg.task)
-    target_own = prepare(cfg.experiment("full"))
-    transfer = prepare(cfg.experiment()) if cfg.shots != "full" else target_own
+        if cfg.tta_steps and model_class(name).family != "baseline":
+            check_adaptable(model_class(name))
+    transfer = prepare(cfg.experiment())
+    target_own = prepare(cfg.experiment("full")) if cfg.shots != "full" else transfer
+    target_own = replace(target_own, config=replace(target_own.config, tta_steps=0))
     records, samples = [], {}
     for name in models:
         prepared = target_own if model_class(name).family == "baseline" else transfer
@@ -89,9 +98,11 @@ def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
             progress=cfg.progress,
         )
         options = backbone_options(model_class(name), cfg.backbone)
-        _, record, evaluation, _ = run_model(name, prepared, train_cfg, progress=cfg.progress, **options)
+        model, record, evaluation, _ = run_model(name, prepared, train_cfg, progress=cfg.progress, **options)
         if record is None:  # a non-zero rank of a distributed run
             return []
+        if train_cfg.output is not None and model.trains_by_gradient:  # reusable by evaluate, predict, explain
+            model.save_pretrained(train_cfg.output / "model", extra={"trained_on": trained_on(prepared)})
         records.append(record)
         samples[name] = evaluation.sample
     if cfg.output is not None:

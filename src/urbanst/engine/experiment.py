@@ -27,6 +27,7 @@ from urbanst.data.registry import load_dataset
 from urbanst.data.scalers import StandardScaler
 from urbanst.data.splits import SplitRule
 from urbanst.data.windows import MultiWindows
+from urbanst.engine.adapt import adapted, check_adaptable
 from urbanst.engine.evaluate import Evaluation
 from urbanst.engine.train import TrainConfig, TrainResult, train
 from urbanst.errors import UrbanstError
@@ -52,10 +53,14 @@ class ExperimentConfig:
     batch_size: int = 64
     data_dir: str | None = None
     task_options: dict = field(default_factory=dict)  # other fields of the task, e.g. {"threshold": 5} for classify
+    tta_steps: int = 0  # test-time adaptation steps on the scored split's inputs before scoring (see engine.adapt)
+    tta_lr: float | None = None  # None: a tenth of the model's learning rate
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise UrbanstError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.tta_steps < 0:
+            raise UrbanstError(f"--tta-steps must be >= 0, got {self.tta_steps}")
         if self.shots not in SHOTS:
             raise UrbanstError(f"unknown shot setting {self.shots!r}; use one of {', '.join(SHOTS)}")
         if self.shots == "few" and not (self.few_ratio and 0 < self.few_ratio <= 1):
@@ -154,6 +159,8 @@ def backbone_options(model_cls: type[STModel], options: dict) -> dict:
 def build_model(name: str, prepared: Prepared, init: str | Path | None = None, **options) -> STModel:
     """A fresh model shaped like the training data, or one loaded from ``init`` to fine-tune."""
     check_task(model_class(name), prepared.task.name)
+    if prepared.config.tta_steps:  # before any training: a model that cannot adapt is refused now
+        check_adaptable(model_class(name))
     if init is not None:
         model = STModel.from_pretrained(init)
         if model.name != name:
@@ -191,9 +198,13 @@ def fit_model(model: STModel, prepared: Prepared, train_cfg: TrainConfig) -> Tra
 
 
 def score(model: STModel, prepared: Prepared, train_seconds: float, progress: bool = True, split: str = "test") -> tuple[dict, Evaluation]:
+    """The record of ``model`` on ``split``; with ``tta_steps`` the model adapts to the split's inputs first
+    (its trained weights are restored afterwards)."""
     check_applicable(model, prepared.data)
     model.set_target(prepared.task.data_spec(prepared.data))
-    result = prepared.task.evaluate(model, prepared.windows[split], prepared.config.batch_size, progress=progress)
+    cfg = prepared.config
+    with adapted(model, prepared.windows[split], cfg.tta_steps, cfg.batch_size, cfg.tta_lr, cfg.seed, split) as adaptation:
+        result = prepared.task.evaluate(model, prepared.windows[split], cfg.batch_size, progress=progress)
     metrics = result.metrics
     record = ResultRecord(
         model=model.name,
@@ -218,15 +229,20 @@ def score(model: STModel, prepared: Prepared, train_seconds: float, progress: bo
         train_windows=prepared.setting["train_windows"],
         test_windows=len(prepared.windows[split]),
         sources=prepared.setting["sources"],
-        notes=_notes(prepared),
+        notes=_notes(prepared, adaptation),
+        tta_steps=cfg.tta_steps,
+        tta_windows=adaptation,
     )
     return record.to_dict(), result
 
 
-def _notes(prepared: Prepared) -> str:
-    """The setting's note and, for data with exogenous series, how the weather over the horizon was filled."""
+def _notes(prepared: Prepared, adaptation: dict) -> str:
+    """The setting's note, test-time adaptation if any, and, for data with exogenous series, how the weather
+    over the horizon was filled."""
     exogenous = getattr(prepared.task, "exogenous_note", None)
-    parts = [prepared.setting.get("note", ""), exogenous(prepared.data) if exogenous else ""]
+    tta = (f"test-time adaptation: {adaptation['steps']} steps of masked reconstruction on the inputs of the "
+           f"{adaptation['windows']} {adaptation['split']} windows (targets never read)") if adaptation else ""
+    parts = [prepared.setting.get("note", ""), tta, exogenous(prepared.data) if exogenous else ""]
     return "; ".join(p for p in parts if p)
 
 
@@ -246,6 +262,14 @@ def run_model(name: str, prepared: Prepared, train_cfg: TrainConfig, init=None, 
         return model, None, None, result
     record, evaluation = score(model, prepared, time.perf_counter() - start, progress)
     return model, record, evaluation, result
+
+
+def trained_on(prepared: Prepared) -> dict:
+    """The protocol a model was trained on, saved beside it so that ``prepare_saved`` can rebuild it."""
+    cfg = prepared.config
+    return {"dataset": prepared.data.name, "task": cfg.task, "history": prepared.task.history,
+            "horizon": prepared.task.horizon, "split": cfg.split.text(), "shots": cfg.shots, "sources": list(cfg.sources),
+            "few_ratio": cfg.few_ratio, "task_options": dict(cfg.task_options)}
 
 
 def prepare_saved(model_dir: str | Path, dataset: str, data_dir: str | None = None, batch_size: int = 64) -> tuple[STModel, Prepared]:

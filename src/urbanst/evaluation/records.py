@@ -30,6 +30,8 @@ class ResultRecord:
     test_windows: int
     sources: list[str] = field(default_factory=list)
     notes: str = ""
+    tta_steps: int = 0  # test-time adaptation steps before scoring (0: none)
+    tta_windows: dict = field(default_factory=dict)  # what it read: split, windows, batch size, lr (empty: none)
 
     def to_dict(self) -> dict:
         return asdict(self)

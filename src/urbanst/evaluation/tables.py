@@ -13,7 +13,7 @@ def metric_columns(record: dict) -> list[tuple[str, str, bool]]:
 
 
 def results_table(records: list[dict]) -> str:
-    """One row per record; the best of each metric in bold; baselines marked ``(b)``."""
+    """One row per record; the best of each metric in bold; baselines marked ``(b)``, test-time adaptation ``+TTA K``."""
     columns = metric_columns(records[0])
     best = {}
     for key, _, higher in columns:
@@ -23,7 +23,7 @@ def results_table(records: list[dict]) -> str:
     header = ["model", *(["shots"] if shots else []), *[label for _, label, _ in columns], "train s", "infer s", "params"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in records:
-        name = r["model"] + (" (b)" if r["family"] == "baseline" else "")
+        name = r["model"] + (" (b)" if r["family"] == "baseline" else "") + (f" +TTA {r['tta_steps']}" if r.get("tta_steps") else "")
         cells = [name] + ([_shot_text(r)] if shots else [])
         for key, _, _ in columns:
             value = r["metrics"].get(key)

@@ -33,6 +33,17 @@ from urbanst.models.baselines.naive import seasonal_anchor
 DEFAULT_LAYERS = 2  # ST-LLM keeps 6 of GPT-2's 12; on 2 shared CPU cores 2 of MiniLM's 6 get ~3x the steps of 6
 
 
+def config_backbone(config):
+    """The backbone a model config names (``backbone``, ``backbone_layers``, ``backbone_policy``): the first
+    ``DEFAULT_LAYERS`` blocks unless it says otherwise. The resolved source and layer count are written back
+    into the config, so that a saved model reloads from any working directory."""
+    if config.backbone_layers is None:
+        config.backbone_layers = min(DEFAULT_LAYERS, backbone_depth(config.backbone))
+    backbone = build_backbone(config.backbone, layers=config.backbone_layers, policy=config.backbone_policy)
+    config.backbone = backbone.source
+    return backbone
+
+
 @dataclass
 class STLLMConfig:
     num_units: int
@@ -63,10 +74,7 @@ class STLLM(STModel):
     def __init__(self, config: STLLMConfig):
         super().__init__(config)
         c = config
-        if c.backbone_layers is None:
-            c.backbone_layers = min(DEFAULT_LAYERS, backbone_depth(c.backbone))
-        self.backbone = build_backbone(c.backbone, layers=c.backbone_layers, policy=c.backbone_policy)
-        c.backbone = self.backbone.source
+        self.backbone = config_backbone(c)
         width = self.backbone.hidden_size
         periodic = len(c.lags) * c.horizon if c.use_periodic else 0
         self.value_embed = nn.Linear(2 * (c.history + periodic) * c.num_channels, c.embed_dim)  # values and masks

@@ -10,3 +10,4 @@ from urbanst.models import llm4hrs  # noqa: F401
 from urbanst.models import st_llm  # noqa: F401
 from urbanst.models.urbangpt import model as urbangpt_model  # noqa: F401
 from urbanst.models.airgpt import model as airgpt_model  # noqa: F401
+from urbanst.models import urbanmind  # noqa: F401

@@ -42,9 +42,9 @@ class UniSTConfig:
     mlp_ratio: float = 2.0
     dropout: float = 0.0
     # -- tokens ------------------------------------------------------------------------
-    patch_t: int = 2  # steps per token
+    patch_t: int = 6  # steps per token (grids; the released code uses 2: 3x the tokens, about 3x slower on CPU)
     patch_hw: int = 2  # grid cells per token side (grids only; regions use one unit per token)
-    region_patch_t: int | None = 4  # steps per token for region / sensor data (None: patch_t)
+    region_patch_t: int | None = 12  # steps per token for region / sensor data (None: patch_t)
     channels: str = "fused"  # "fused": all attributes in one token; "separate": one volume per attribute (the original)
     max_channels: int | None = None  # attribute slots of the patch embedding (None: num_channels)
     pe_dim: int = 16  # Laplacian eigenvectors that place region units
@@ -54,9 +54,10 @@ class UniSTConfig:
     prompts: bool = True
     prompt_parts: list[str] = field(default_factory=lambda: list(PROMPT_PARTS))
     memory_slots: int = 512
-    prompt_residual: bool = False  # prompt = memory(query) + query instead of memory(query) alone
+    prompt_residual: bool = True  # prompt = memory(query) + query: the exact period values reach the decoder
     # -- training ----------------------------------------------------------------------
     loss: str = "mae"  # forecasting loss on the scored targets: "mae" or "mse"
+    anchor: bool = True  # forecasting: predict a correction to seasonal naive (the period the period prompt reads)
     mask_ratio: float = 0.5
     pretrain_strategies: list[str] = field(default_factory=lambda: list(PRETRAIN_STRATEGIES))
     lr: float | None = None  # None: UniST.default_lr

@@ -33,6 +33,11 @@ their own structure (``grid_shape``, ``unit_pe``, ``edge_index``, ``edge_weight`
 ``geometry.SpatialWindows``), and ``attach(spec)`` moves the model to a new home dataset
 (zero-shot or fine-tuning elsewhere).
 
+Anchor (``anchor=True``, the default): the forecast is seasonal naive's (the same slot a week
+earlier, else a day; the values the period prompt reads) plus the decoded correction, whose
+output layer starts at zero, so training starts from seasonal naive instead of from the mean.
+Masked reconstruction (pre-training, test-time adaptation) is not anchored.
+
 Stages: ``pretrain_loss`` (masked reconstruction over the whole window with a strategy
 drawn per batch, without prompts), ``training_loss`` (forecasting: masked MAE/MSE on the
 scored targets, prompts on), and ``prompt_tuning()`` (freezes everything but the prompt
@@ -48,6 +53,7 @@ from torch import nn
 
 from urbanst.errors import UrbanstError
 from urbanst.models.base import DataSpec, STModel, register_model
+from urbanst.models.baselines.naive import seasonal_anchor
 from urbanst.models.unist.config import UniSTConfig
 from urbanst.models.unist.geometry import SpatialWindows
 from urbanst.models.unist.layers import Block, init_weights
@@ -109,6 +115,10 @@ class UniST(STModel):
         for emb in (self.tod_embed, self.dow_embed):
             nn.init.trunc_normal_(emb.weight, std=0.02)
         nn.init.normal_(self.mask_token, std=0.02)
+        if c.anchor:  # forecasting starts exactly at seasonal naive
+            for head in (self.head_grid, self.head_region):
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
         if self.prompt is not None:
             for pool in (self.prompt.spatial_memory, self.prompt.temporal_memory):
                 nn.init.trunc_normal_(pool.keys, std=0.02)
@@ -291,7 +301,8 @@ class UniST(STModel):
         tokens = torch.cat([self.decoder_embed(h) + dec_add[:, : Th * S], future], dim=1)
         out = self._head(self._decode(tokens, Tf * S), layout)
         vol = unpatchify(out, layout, Tf)
-        return from_volume(vol, layout, 0, P)[..., :C]
+        forecast = from_volume(vol, layout, 0, P)[..., :C]
+        return forecast + seasonal_anchor(batch, self.config.lags, P) if self.config.anchor else forecast
 
     def _prompts(self, batch: dict, layout: Layout, graph: RegionGraph | None, enc_history: torch.Tensor):
         period = None

@@ -1,0 +1,94 @@
+"""Test-time adaptation (TTA): K steps of masked reconstruction on the unlabeled inputs of the windows
+about to be scored, before predicting them (UrbanMind's protocol for zero-shot transfer).
+
+Any model with a ``reconstruction_loss(batch)`` that rebuilds hidden *input* values can adapt
+(unist, urbanmind). The batches it sees are stripped of every target first (``y``,
+``target_mask``, ``y_event`` and the observed future weather), so no label of the split can reach
+it; the optimiser (AdamW, gradient norm clipped at 5) moves the parameters that train. The model
+runs in eval mode (no dropout) and the window order comes from ``seed``, so an adaptation repeats.
+
+:func:`adapted` adapts for the duration of a ``with`` block and then puts the trained weights back,
+so a model saved after scoring (``urbanst fit``) is the trained one, not the adapted one.
+
+Stride-1 windows overlap: the inputs of a later test window are values that earlier windows are
+scored on. No batch holds a target, but adapting on the whole split before scoring it is
+transductive in that sense (as UrbanMind's protocol); the record says which windows were read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+
+import torch
+
+from urbanst.engine.evaluate import loader
+from urbanst.errors import UrbanstError
+
+TARGET_KEYS = ("y", "target_mask", "y_event")
+TTA_LR_SHARE = 0.1  # default adaptation learning rate: this share of the model's training rate
+
+
+def can_adapt(model_or_class) -> bool:
+    return callable(getattr(model_or_class, "reconstruction_loss", None))
+
+
+def check_adaptable(model_or_class) -> None:
+    if not can_adapt(model_or_class):
+        from urbanst.models.base import model_class, model_names
+
+        able = [name for name in model_names() if can_adapt(model_class(name))]
+        raise UrbanstError(f"model {model_or_class.name!r} has no reconstruction loss, so it cannot adapt at test "
+                           f"time (--tta-steps); models that can: {', '.join(able)}")
+
+
+def inputs_only(batch: dict) -> dict:
+    """The batch without its targets: what a model may read while it adapts."""
+    return {k: v for k, v in batch.items() if k not in TARGET_KEYS and not k.startswith("exo_future")}
+
+
+def adapt(model, windows, steps: int, batch_size: int = 64, lr: float | None = None, seed: int = 0,
+          split: str = "test") -> dict:
+    """Run ``steps`` optimiser steps of ``model.reconstruction_loss`` on the inputs of ``windows`` (cycling
+    through them in a seeded order); returns what the result record says about it."""
+    check_adaptable(model)
+    if steps < 1:
+        raise UrbanstError(f"test-time adaptation needs at least one step, got {steps}")
+    lr = lr or TTA_LR_SHARE * model.default_lr
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    was_training = model.training
+    model.eval()
+    losses = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        batches = itertools.cycle(loader(windows, batch_size, shuffle=True, seed=seed))
+        for batch in itertools.islice(batches, steps):
+            loss = model.reconstruction_loss(inputs_only(batch))
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            optimizer.step()
+            losses.append(float(loss.detach()))
+    model.train(was_training)
+    return {"steps": steps, "split": split, "windows": len(windows), "batch_size": batch_size, "lr": lr,
+            "read": "inputs only: targets removed before the model saw the batches",
+            "reconstruction_loss": [round(losses[0], 4), round(losses[-1], 4)]}
+
+
+@contextlib.contextmanager
+def adapted(model, windows, steps: int, batch_size: int = 64, lr: float | None = None, seed: int = 0,
+            split: str = "test"):
+    """Within the block the model is adapted (``adapt``) and the block gets the record; after it the trained
+    weights are back. ``steps == 0`` adapts nothing and gives an empty record."""
+    if not steps:
+        yield {}
+        return
+    trained = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+    try:
+        yield adapt(model, windows, steps, batch_size, lr, seed, split)
+    finally:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name in trained:
+                    p.copy_(trained[name])
