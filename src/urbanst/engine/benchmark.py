@@ -10,7 +10,7 @@ from urbanst.engine.adapt import check_adaptable
 from urbanst.engine.experiment import ExperimentConfig, backbone_options, check_task, prepare, run_model, trained_on
 from urbanst.engine.train import TrainConfig
 from urbanst.evaluation.plots import plot_error_per_step, plot_events, plot_forecasts
-from urbanst.evaluation.tables import protocol_line, results_table
+from urbanst.evaluation.tables import channel_table, protocol_line, results_table
 from urbanst.errors import UrbanstError
 from urbanst.io import write_json_atomic, write_text_atomic
 from urbanst.models.base import model_class
@@ -127,6 +127,8 @@ def write_outputs(records: list[dict], samples: dict, data, output: Path) -> Non
         results_table(records),
         "",
         "(b) = baseline. Best value of each column in bold.",
+        "",
+        channel_table(records, list(data.attributes)),
         "",
         "![error per horizon step](error_per_step.png)" if not events else "![macro-F1 per horizon step](error_per_step.png)",
         "",

@@ -34,6 +34,22 @@ def results_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def channel_table(records: list[dict], channels: list[str]) -> str:
+    """The headline metric (MAE, or macro-F1 for events) of every channel, one row per record, best marked;
+    empty for single-channel data."""
+    key, label, higher = metric_columns(records[0])[0]
+    rows = [r for r in records if key in r.get("per_channel", {})]
+    if len(channels) < 2 or not rows:
+        return ""
+    pick = max if higher else min
+    best = [pick(r["per_channel"][key][c] for r in rows) for c in range(len(channels))]
+    lines = [f"{label} per channel:", "", "| model | " + " | ".join(channels) + " |", "|" + "---|" * (len(channels) + 1)]
+    for r in rows:
+        cells = [f"**{v:.3f}**" if v == best[c] else f"{v:.3f}" for c, v in enumerate(r["per_channel"][key])]
+        lines.append(f"| {r['model']}{' (b)' if r['family'] == 'baseline' else ''} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _shot_text(record: dict) -> str:
     if record["shots"] == "zero":
         return "zero from " + "+".join(record["sources"])
