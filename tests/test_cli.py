@@ -273,6 +273,10 @@ def test_models_info_counts_parts_and_the_freezing_policy(capsys, tmp_path):
 
     trainable, total = totals("stid")
     assert trainable == total > 0
+    assert main(["models", "info", "unist", "--data-dir", str(tmp_path)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    parts = [row for row in rows[3:] if len(row) >= 3 and row[-1].replace(",", "").isdigit()]
+    assert sum(int(row[-1].replace(",", "")) for row in parts[:-1]) == int(parts[-1][-1].replace(",", ""))  # parts add up
     frozen = totals("st_llm", "--freeze", "frozen", "--lm-layers", "1")
     pfa = totals("st_llm", "--freeze", "pfa:1", "--lm-layers", "1")
     assert frozen[1] == pfa[1]  # the same model, only the policy differs

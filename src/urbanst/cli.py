@@ -529,6 +529,9 @@ def _model_info(args) -> int:
           f"history {task.history}, horizon {task.horizon}")
     rows = [[name, f"{sum(p.numel() for p in part.parameters() if p.requires_grad):,}",
              f"{sum(p.numel() for p in part.parameters()):,}"] for name, part in model.named_children()]
+    own = [p for _, p in model.named_parameters(recurse=False)]  # e.g. unit embeddings, mask tokens
+    if own:
+        rows.append(["(own parameters)", f"{sum(p.numel() for p in own if p.requires_grad):,}", f"{sum(p.numel() for p in own):,}"])
     rows.append(["total", f"{model.num_parameters(trainable_only=True):,}", f"{model.num_parameters():,}"])
     _print_rows(["part", "trainable", "total"], rows)
     print("config: " + json.dumps(dataclasses.asdict(model.config), default=str))
