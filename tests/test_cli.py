@@ -36,9 +36,11 @@ def one_error_line(err: str) -> str:
 
 
 def table_rows(out: str) -> dict[str, list[str]]:
-    """Markdown table rows of the printed results, by model name."""
+    """Rows of the first Markdown table (the results; a per-channel table may follow), by model name."""
     rows = {}
     for line in out.splitlines():
+        if rows and not line.startswith("|"):
+            break
         if line.startswith("| ") and "(b)" in line:
             cells = [c.strip() for c in line.strip("|").split("|")]
             rows[cells[0].replace(" (b)", "")] = cells[1:]
