@@ -125,9 +125,11 @@ def test_unknown_suite_is_a_one_line_error(capsys, tmp_path):
 def test_channel_table_marks_the_best_model_of_each_channel():
     from urbanst.evaluation.tables import channel_table
 
-    records = [{"model": "last", "family": "baseline", "metrics": {"mae": 2.0}, "per_channel": {"mae": [1.0, 3.0]}},
-               {"model": "airgpt", "family": "deep", "metrics": {"mae": 1.5}, "per_channel": {"mae": [2.0, 1.0]}}]
-    lines = channel_table(records, ["PM2.5", "CO"]).splitlines()
+    records = [{"model": "last", "family": "baseline", "metrics": {"mae": 2.0}, "per_channel": {"mae": [1.0, 3.0]},
+                "channels": ["PM2.5", "CO"]},
+               {"model": "airgpt", "family": "deep", "metrics": {"mae": 1.5}, "per_channel": {"mae": [2.0, 1.0]},
+                "channels": ["PM2.5", "CO"]}]
+    lines = channel_table(records).splitlines()
     assert lines[2] == "| model | PM2.5 | CO |"
     assert lines[4] == "| last (b) | **1.000** | 3.000 |" and lines[5] == "| airgpt | 2.000 | **1.000** |"
-    assert channel_table(records[:1], ["only"]) == ""
+    assert channel_table([dict(records[0], channels=["only"], per_channel={"mae": [1.0]})]) == ""

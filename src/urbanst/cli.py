@@ -366,10 +366,13 @@ def _task_options(args) -> dict:
 
 
 def _print_records(records: list[dict]) -> None:
-    from urbanst.evaluation.tables import protocol_line, results_table
+    from urbanst.evaluation.tables import channel_table, protocol_line, results_table
 
     print(protocol_line(records[0]))
     print(results_table(records))
+    per_channel = channel_table(records)
+    if per_channel:
+        print("\n" + per_channel)
 
 
 def _benchmark(args) -> int:

@@ -128,7 +128,7 @@ def write_outputs(records: list[dict], samples: dict, data, output: Path) -> Non
         "",
         "(b) = baseline. Best value of each column in bold.",
         "",
-        channel_table(records, list(data.attributes)),
+        channel_table(records),
         "",
         "![error per horizon step](error_per_step.png)" if not events else "![macro-F1 per horizon step](error_per_step.png)",
         "",

@@ -229,6 +229,7 @@ def score(model: STModel, prepared: Prepared, train_seconds: float, progress: bo
         train_windows=prepared.setting["train_windows"],
         test_windows=len(prepared.windows[split]),
         sources=prepared.setting["sources"],
+        channels=list(prepared.data.attributes),
         notes=_notes(prepared, adaptation),
         tta_steps=cfg.tta_steps,
         tta_windows=adaptation,

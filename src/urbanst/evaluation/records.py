@@ -20,7 +20,7 @@ class ResultRecord:
     urbanst_version: str
     metrics: dict  # overall: mae, rmse, mape, wape, count ...
     per_step: dict
-    per_channel: dict
+    per_channel: dict  # lists in the order of ``channels``
     metric_policy: str
     train_seconds: float
     inference_seconds: float
@@ -29,6 +29,7 @@ class ResultRecord:
     train_windows: int
     test_windows: int
     sources: list[str] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)  # the dataset's attribute names
     notes: str = ""
     tta_steps: int = 0  # test-time adaptation steps before scoring (0: none)
     tta_windows: dict = field(default_factory=dict)  # what it read: split, windows, batch size, lr (empty: none)

@@ -34,10 +34,11 @@ def results_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def channel_table(records: list[dict], channels: list[str]) -> str:
-    """The headline metric (MAE, or macro-F1 for events) of every channel, one row per record, best marked;
-    empty for single-channel data."""
+def channel_table(records: list[dict]) -> str:
+    """The headline metric (MAE, or macro-F1 for events) of every channel (named by the records'
+    ``channels``), one row per record, best marked; empty for single-channel data."""
     key, label, higher = metric_columns(records[0])[0]
+    channels = records[0].get("channels", [])
     rows = [r for r in records if key in r.get("per_channel", {})]
     if len(channels) < 2 or not rows:
         return ""
