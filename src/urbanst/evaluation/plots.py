@@ -24,10 +24,7 @@ def plot_error_per_step(records: list[dict], path: Path, metric: str = "mae") ->
     ax.set_title(f"{records[0]['dataset']}: {label} per horizon step")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_forecasts(samples: dict[str, dict], dataset: str, channel_names: list[str], path: Path,
@@ -38,22 +35,15 @@ def plot_forecasts(samples: dict[str, dict], dataset: str, channel_names: list[s
     if first.get("kind") == "impute":
         return plot_imputations(samples, dataset, channel_names, path, timestamps)
     units = first["units"]
-    fig, axes = plt.subplots(len(units), 1, figsize=(9, 2.4 * len(units)), sharex=True, squeeze=False)
+    fig, axes = _unit_panels(len(units))
     x = first["origin"] if timestamps is None else timestamps[first["origin"]]
-    for row, unit in enumerate(units):
+    for row in range(len(units)):
         ax = axes[row, 0]
         ax.plot(x, first["true"][:, row, 0], color="black", lw=1.5, label="truth")
         for name, sample in samples.items():
             ax.plot(x, sample["pred"][:, row, 0], lw=1, label=name)
-        ax.set_ylabel(f"unit {unit}\n{channel_names[0]}", fontsize=8)
-        ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7, ncol=4)
-    axes[0, 0].set_title(f"{dataset}: one-step-ahead test forecasts")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish_unit_panels(fig, axes, units, channel_names[0],
+                               f"{dataset}: one-step-ahead test forecasts", path)
 
 
 def plot_events(samples: dict[str, dict], dataset: str, channel_names: list[str], path: Path, timestamps=None) -> Path:
@@ -61,9 +51,9 @@ def plot_events(samples: dict[str, dict], dataset: str, channel_names: list[str]
     observed events (dots at 1, crosses at 0)."""
     first = next(iter(samples.values()))
     units = first["units"]
-    fig, axes = plt.subplots(len(units), 1, figsize=(9, 2.4 * len(units)), sharex=True, squeeze=False)
+    fig, axes = _unit_panels(len(units))
     x = first["origin"] if timestamps is None else timestamps[first["origin"]]
-    for row, unit in enumerate(units):
+    for row in range(len(units)):
         ax = axes[row, 0]
         truth = first["true"][:, row, 0]
         for value, marker in ((1.0, "o"), (0.0, "x")):
@@ -73,15 +63,8 @@ def plot_events(samples: dict[str, dict], dataset: str, channel_names: list[str]
         for name, sample in samples.items():
             ax.plot(x, sample["pred"][:, row, 0], lw=1, label=name)
         ax.set_ylim(-0.05, 1.05)
-        ax.set_ylabel(f"unit {unit}\n{channel_names[0]}", fontsize=8)
-        ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7, ncol=4)
-    axes[0, 0].set_title(f"{dataset}: one-step-ahead event probabilities on test")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish_unit_panels(fig, axes, units, channel_names[0],
+                               f"{dataset}: one-step-ahead event probabilities on test", path)
 
 
 def plot_imputations(samples: dict[str, dict], dataset: str, channel_names: list[str], path: Path,
@@ -90,22 +73,15 @@ def plot_imputations(samples: dict[str, dict], dataset: str, channel_names: list
     (hidden) entries (markers), first channel."""
     first = next(iter(samples.values()))
     units = first["units"]
-    fig, axes = plt.subplots(len(units), 1, figsize=(9, 2.4 * len(units)), sharex=True, squeeze=False)
+    fig, axes = _unit_panels(len(units))
     x = np.asarray(first["origin"] if timestamps is None else timestamps[first["origin"]])
-    for row, unit in enumerate(units):
+    for row in range(len(units)):
         ax = axes[row, 0]
         ax.plot(x, first["true"][:, row, 0], color="black", lw=1.2, label="truth (observed)")
         for name, sample in samples.items():
             ax.plot(x, sample["pred"][:, row, 0], ls="none", marker="o", ms=3, label=name)
-        ax.set_ylabel(f"unit {unit}\n{channel_names[0]}", fontsize=8)
-        ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7, ncol=4)
-    axes[0, 0].set_title(f"{dataset}: imputed test entries (markers) against the truth")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish_unit_panels(fig, axes, units, channel_names[0],
+                               f"{dataset}: imputed test entries (markers) against the truth", path)
 
 
 def plot_transfer(records: list[dict], path: Path, metric: str = "mae") -> Path:
@@ -120,10 +96,7 @@ def plot_transfer(records: list[dict], path: Path, metric: str = "mae") -> Path:
     ax.set_ylabel(f"test {metric.upper()} (original units)" if metric in ("mae", "rmse") else f"test {metric}")
     ax.set_title("transfer (red) beside the target's own baselines (grey) and full-shot models (blue)", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_training_curves(curves: dict[str, "pandas.DataFrame"], path: Path) -> Path:  # noqa: F821
@@ -140,6 +113,25 @@ def plot_training_curves(curves: dict[str, "pandas.DataFrame"], path: Path) -> P
         ax.set_xlabel("epoch / validation")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _unit_panels(count: int):
+    return plt.subplots(count, 1, figsize=(9, 2.4 * count), sharex=True, squeeze=False)
+
+
+def _finish_unit_panels(fig, axes, units, channel: str, title: str, path: Path) -> Path:
+    """Label each unit's panel, add the legend and the title, and save."""
+    for row, unit in enumerate(units):
+        axes[row, 0].set_ylabel(f"unit {unit}\n{channel}", fontsize=8)
+        axes[row, 0].grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, ncol=4)
+    axes[0, 0].set_title(title)
+    fig.autofmt_xdate()
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
