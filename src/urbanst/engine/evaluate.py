@@ -1,4 +1,8 @@
-"""Score a model on a split in original units, accumulating sums and counts over every window."""
+"""Score a model on a split in original units, accumulating sums and counts over every window.
+
+One process scores the whole split, so its metrics never sync with other ranks (``SPLIT_SCORING``):
+after DDP training only rank 0 evaluates, and a sync would wait forever for ranks that have finished.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ from tqdm.auto import tqdm
 
 from urbanst.data.windows import collate_batch, to_original
 from urbanst.evaluation.metrics import ClassificationMetrics, RegressionMetrics
+
+
+SPLIT_SCORING = {"sync_on_compute": False}
 
 
 @dataclass
@@ -33,9 +40,7 @@ def evaluate_forecast(model, windows, batch_size: int = 64, plot_units: int = 3,
     model.eval()
     model.to(device)
     num_channels = windows.series.raw.shape[-1]
-    # One process scores the whole split: never sync with other ranks (after DDP training only
-    # rank 0 evaluates, and a sync would wait forever for ranks that have finished).
-    metric = RegressionMetrics(windows.horizon, num_channels=num_channels, sync_on_compute=False)
+    metric = RegressionMetrics(windows.horizon, num_channels=num_channels, **SPLIT_SCORING)
     units = _busiest_units(windows, plot_units)
     sample_pred, sample_true, sample_mask = [], [], []
     start = time.perf_counter()
@@ -68,8 +73,8 @@ def evaluate_events(model, windows, batch_size: int = 64, decision: float = 0.5,
     holds one-step-ahead event probabilities (``pred``) and observed events (``true``, NaN where unscored)."""
     model.eval()
     model.to(device)
-    metric = ClassificationMetrics(threshold=decision, horizon=windows.horizon)
-    per_channel = ClassificationMetrics(threshold=decision, horizon=windows.series.raw.shape[-1])
+    metric = ClassificationMetrics(threshold=decision, horizon=windows.horizon, **SPLIT_SCORING)
+    per_channel = ClassificationMetrics(threshold=decision, horizon=windows.series.raw.shape[-1], **SPLIT_SCORING)
     units = _mixed_units(windows, plot_units)
     sample_pred, sample_true = [], []
     start = time.perf_counter()

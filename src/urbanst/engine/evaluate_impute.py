@@ -9,7 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from urbanst.data.windows import to_original
-from urbanst.engine.evaluate import Evaluation, _busiest_units, loader
+from urbanst.engine.evaluate import SPLIT_SCORING, Evaluation, _busiest_units, loader
 from urbanst.evaluation.metrics import RegressionMetrics
 
 
@@ -21,7 +21,7 @@ def evaluate_impute(model, windows, batch_size: int = 64, plot_units: int = 3, p
     imputation where scored."""
     model.eval()
     model.to(device)
-    metric = RegressionMetrics(windows.length, num_channels=windows.series.raw.shape[-1])
+    metric = RegressionMetrics(windows.length, num_channels=windows.series.raw.shape[-1], **SPLIT_SCORING)
     units = _busiest_units(windows, plot_units)
     steps, preds, truths, scored = [], [], [], []
     start = time.perf_counter()
