@@ -42,3 +42,16 @@ def tiny_gpt2(tmp_path_factory) -> str:
 
     return str(save_backbone(build_tiny_backbone("gpt2", hidden=32, layers=2, max_positions=512, seed=0),
                              tmp_path_factory.mktemp("lm") / "tiny-gpt2"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module of small models: they step many times faster on one thread than on a
+    contended pool, and the arithmetic is the same in every process (kill-and-resume, DDP). Modules opt in
+    with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -17,13 +17,7 @@ from urbanst.tasks.impute import ImputeTask
 L = 12
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models step many times faster on one thread when the machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

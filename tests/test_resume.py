@@ -29,13 +29,7 @@ TINY = ["--option", "embed_dim=16", "--option", "num_layers=1", "--batch-size", 
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread here and in the subprocesses: lean on shared cores, and the same arithmetic everywhere."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fit_argv(output: Path, data_dir: Path, epochs: int, *extra: str) -> list[str]:
