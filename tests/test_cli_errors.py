@@ -324,3 +324,9 @@ def test_debug_prints_a_traceback(tmp_path):
     assert loud.returncode != 0
     assert "Traceback (most recent call last)" in loud.stderr and "UrbanstError" in loud.stderr
     assert "nothing.csv" in loud.stderr
+
+
+def test_a_reader_that_goes_away_gets_no_traceback():
+    urbanst = Path(sys.executable).with_name("urbanst")
+    done = subprocess.run(["sh", "-c", f"'{urbanst}' models list | head -1"], capture_output=True, text=True, timeout=120)
+    assert done.stdout.startswith("model") and done.stderr == ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -317,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("urbanst: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`urbanst models list | head`): stop quietly
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 def _dispatch(args) -> int:
@@ -508,10 +512,13 @@ def _models(args) -> int:
 
     if args.models_command == "info":
         return _model_info(args)
-    rows = [[name, model_class(name).family, ((model_class(name).__doc__ or "").strip().splitlines() or [""])[0]]
-            for name in model_names()]
+    rows = [[name, model_class(name).family, _first_line(model_class(name).__doc__)] for name in model_names()]
     _print_rows(["model", "family", "description"], rows)
     return 0
+
+
+def _first_line(doc: str | None) -> str:
+    return ((doc or "").strip().splitlines() or [""])[0]
 
 
 def _model_info(args) -> int:
@@ -527,7 +534,7 @@ def _model_info(args) -> int:
     task = make_task(task_name, args.history, args.horizon, SplitRule())
     spec = task.data_spec(load_dataset(args.dataset, args.data_dir))
     model = cls.build(spec, **{**backbone_options(cls, _backbone_settings(args)), **dict(args.option)})
-    print(f"{cls.name} ({cls.family}): {((cls.__doc__ or '').strip().splitlines() or [''])[0]}")
+    print(f"{cls.name} ({cls.family}): {_first_line(cls.__doc__)}")
     print(f"built for {args.dataset} ({spec.num_units} units, {spec.num_channels} channels), task {task_name}, "
           f"history {task.history}, horizon {task.horizon}")
     rows = [[name, f"{sum(p.numel() for p in part.parameters() if p.requires_grad):,}",
