@@ -68,7 +68,8 @@ class _Hostile:
 def folders(tmp_path_factory) -> dict[str, Path]:
     """A saved STID for synthetic_region and damaged copies of it, an empty data directory, YAML files."""
     from urbanst.data.scalers import StandardScaler
-    from urbanst.models.base import DataSpec, model_class
+    from urbanst.models.base import model_class
+    from urbanst.contract import DataSpec
 
     root = tmp_path_factory.mktemp("cli_errors")
     spec = DataSpec(dataset="synthetic_region", num_units=40, num_channels=2, history=12, horizon=12,

@@ -111,7 +111,8 @@ import sys, numpy as np, torch
 from torch.utils.data import DataLoader
 from urbanst.data.registry import load_dataset
 from urbanst.data.splits import SplitRule
-from urbanst.data.windows import collate_batch, to_original
+from urbanst.data.windows import collate_batch
+from urbanst.contract import to_original
 from urbanst.models.base import STModel
 from urbanst.tasks import make_task
 

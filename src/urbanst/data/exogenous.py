@@ -91,7 +91,7 @@ class ExogenousTensors:
 
     def window(self, past: torch.Tensor, future: torch.Tensor, observed_future: bool) -> dict:
         """The exogenous batch keys for input steps ``past [B, H]`` and target steps ``future [B, P]``."""
-        from urbanst.data.windows import last_observed
+        from urbanst.contract import last_observed
 
         exo, mask = self.values[past], self.mask[past]
         horizon = future.shape[1]

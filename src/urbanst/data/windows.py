@@ -1,24 +1,11 @@
 """Windows over a dataset's series, gathered a whole batch at a time.
 
-Every batch is a dict of tensors with named meanings (B batch, H history, P horizon,
-N units, C channels, K periodic lags):
-
-    x              [B, H, N, C]  scaled inputs, 0 where the model may not look
-    input_mask     [B, H, N, C]  True where x holds a real observation
-    y              [B, P, N, C]  targets in original units, 0 where not scored
-    target_mask    [B, P, N, C]  True where y is scored
-    periodic       [B, K, P, N, C]  scaled value at the same slot one day / week earlier, 0 where masked
-    periodic_mask  [B, K, P, N, C]  (always at or before the last input step)
-    time_of_day    [B, H + P]    in [0, 1)
-    day_of_week    [B, H + P]    Monday = 0
-    origin         [B]           index of the first target step in the series
-    scale_mean     [B, C]        the scaler of the window's dataset: scaled = (value - mean) / std
-    scale_std      [B, C]
-
-When the dataset has exogenous series (weather) and its scaler carries their statistics
-(``scaler.exogenous``, fit by the forecast task), windows also hold ``exo``, ``exo_mask``,
-``exo_future``, ``exo_future_mask``, ``exo_mean`` and ``exo_std``: see :mod:`urbanst.data.exogenous`
-(the weather over the horizon is persistence unless ``future_exogenous`` is asked for).
+Every batch is a dict of tensors whose keys :mod:`urbanst.contract` documents (``x``, ``input_mask``,
+``y``, ``target_mask``, ``periodic``, time features, ``origin`` and the window's scaler). When the
+dataset has exogenous series (weather) and its scaler carries their statistics (``scaler.exogenous``,
+fit by the forecast task), windows also hold ``exo``, ``exo_mask``, ``exo_future``, ``exo_future_mask``,
+``exo_mean`` and ``exo_std``: see :mod:`urbanst.data.exogenous` (the weather over the horizon is
+persistence unless ``future_exogenous`` is asked for).
 
 Event windows (the classify task, :class:`EventWindows`) add, for an event = count >= threshold:
 
@@ -26,8 +13,8 @@ Event windows (the classify task, :class:`EventWindows`) add, for an event = cou
     x_event        [B, H, N, C]  bool, True where an observed input is an event
 
 Each window carries its dataset's scaler, so one batch stream may mix datasets (pre-training,
-zero-shot) and every loss and metric still scales the right way: use :func:`to_scaled` and
-:func:`to_original`.
+zero-shot) and every loss and metric still scales the right way (:func:`urbanst.contract.to_scaled`,
+:func:`urbanst.contract.to_original`).
 """
 
 from __future__ import annotations
@@ -151,29 +138,6 @@ class EventWindows(ForecastWindows):
         batch["y_event"] = s.mask[future] & (s.raw[future] >= self.threshold)
         batch["x_event"] = s.mask[past] & (s.raw[past] >= self.threshold)
         return batch
-
-
-def last_observed(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The last observed value of each series in ``x [B, H, ...]``; 0 (the scaled mean) if none."""
-    steps = torch.arange(x.shape[1], device=x.device).view(1, -1, *([1] * (x.dim() - 2)))
-    last = torch.where(mask, steps, -1).amax(1, keepdim=True)
-    value = x.gather(1, last.clamp(min=0))
-    return torch.where(last >= 0, value, torch.zeros_like(value)).squeeze(1)
-
-
-def _per_channel(batch: dict, values: torch.Tensor, key: str) -> torch.Tensor:
-    stat = batch[key]  # [B, C]
-    return stat.view(stat.shape[0], *([1] * (values.dim() - 2)), stat.shape[1]).to(values.dtype)
-
-
-def to_scaled(batch: dict, values: torch.Tensor) -> torch.Tensor:
-    """Original units -> the scaled units models work in, with each window's own scaler."""
-    return (values - _per_channel(batch, values, "scale_mean")) / _per_channel(batch, values, "scale_std")
-
-
-def to_original(batch: dict, values: torch.Tensor) -> torch.Tensor:
-    """Scaled model output -> original units, with each window's own scaler."""
-    return values * _per_channel(batch, values, "scale_std") + _per_channel(batch, values, "scale_mean")
 
 
 def forecast_origins(first: int, last: int, history: int, horizon: int, mask: torch.Tensor, stride: int = 1) -> np.ndarray:

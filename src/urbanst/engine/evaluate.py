@@ -14,7 +14,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from urbanst.data.windows import collate_batch, to_original
+from urbanst.data.windows import collate_batch
+from urbanst.contract import to_original
 from urbanst.evaluation.metrics import ClassificationMetrics, RegressionMetrics
 
 

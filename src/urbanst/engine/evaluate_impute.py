@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from urbanst.data.windows import to_original
+from urbanst.contract import to_original
 from urbanst.engine.evaluate import SPLIT_SCORING, Evaluation, _busiest_units, loader
 from urbanst.evaluation.metrics import RegressionMetrics
 

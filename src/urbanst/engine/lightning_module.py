@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from urbanst.data.windows import to_original
+from urbanst.contract import to_original
 from urbanst.evaluation.metrics import RegressionMetrics
 
 OBJECTIVES = ("regression", "classification", "pretrain")

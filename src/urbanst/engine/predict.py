@@ -9,7 +9,8 @@ import pandas as pd
 import torch
 
 from urbanst.data.container import STData
-from urbanst.data.windows import ForecastWindows, SeriesTensors, to_original
+from urbanst.data.windows import ForecastWindows, SeriesTensors
+from urbanst.contract import to_original
 from urbanst.engine.train import eval_loader
 from urbanst.io import atomic_dir
 

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from urbanst.data.exogenous import FUTURE_TEXT, compass, exo_to_original, is_angle, label
-from urbanst.data.windows import last_observed
+from urbanst.contract import last_observed
 from urbanst.errors import UrbanstError
 from urbanst.evaluation.occlusion import NEIGHBOUR, OWN, WEATHER, attribute, factors, predict
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from urbanst.data.exogenous import is_angle
-from urbanst.data.windows import to_original
+from urbanst.contract import to_original
 
 OWN, NEIGHBOUR, WEATHER, TIME = "own history", "neighbour", "weather", "time of day"
 

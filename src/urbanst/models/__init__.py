@@ -1,5 +1,5 @@
 """The model zoo: every model is a named preset over shared parts (see DESIGN.md)."""
 
-from urbanst.models.base import DataSpec, STModel, model_class, model_names
+from urbanst.models.base import STModel, model_class, model_names
 
-__all__ = ["DataSpec", "STModel", "model_class", "model_names"]
+__all__ = ["STModel", "model_class", "model_names"]

@@ -16,14 +16,13 @@ import dataclasses
 import json
 import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
+from urbanst.contract import DataSpec
 from urbanst.data.scalers import StandardScaler
 from urbanst.errors import UrbanstError
 from urbanst.io import atomic_dir, write_json_atomic
@@ -32,29 +31,6 @@ CONFIG_FILE = "config.json"
 _SAVED_HINT = "pass a folder written by save_pretrained (`urbanst fit --output OUT` saves the model in OUT/model)"
 WEIGHTS_FILE = "model.safetensors"
 SCALER_FILE = "scaler.json"
-
-
-@dataclass
-class DataSpec:
-    """What a model needs to know about the data it will see."""
-
-    dataset: str
-    num_units: int
-    num_channels: int
-    history: int
-    horizon: int
-    steps_per_day: int | None = None
-    lags: list[str] = field(default_factory=list)  # names of the periodic lags, in batch order
-    grid_shape: tuple[int, int] | None = None
-    attributes: list[str] = field(default_factory=list)
-    # Spatial structure for models that build priors from it (stored by them as buffers, not in config).
-    adjacency: np.ndarray | None = field(default=None, repr=False)
-    coords: np.ndarray | None = field(default=None, repr=False)
-    coord_system: str = "latlon"  # of coords: "latlon" degrees or projected "metres"
-    task: str = "forecast"  # the task the windows serve (see urbanst.tasks); models with a ``task`` field take it
-    city: str = ""
-    unit_names: list[str] | None = None
-    exogenous_names: list[str] = field(default_factory=list)  # the series of batch["exo"] (see urbanst.data.exogenous)
 
 
 _MODELS: dict[str, type[STModel]] = {}
@@ -144,7 +120,7 @@ class STModel(nn.Module):
     def training_loss(self, batch: dict) -> torch.Tensor:
         """Masked MAE in scaled units between the forecast and the scored targets; in the classify task,
         binary cross-entropy between the event logits and the events (``batch["y_event"]``)."""
-        from urbanst.data.windows import to_scaled
+        from urbanst.contract import to_scaled
         from urbanst.tasks.losses import masked_bce_with_logits, masked_mae
 
         if getattr(self.config, "task", "forecast") == "classify":

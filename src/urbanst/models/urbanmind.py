@@ -44,7 +44,8 @@ from torch import nn
 from urbanst.backbones import state_to_save_with_backbone
 from urbanst.data.channel_masks import CHANNEL_STRATEGIES, channel_mask
 from urbanst.errors import UrbanstError
-from urbanst.models.base import DataSpec, STModel, register_model
+from urbanst.models.base import STModel, register_model
+from urbanst.contract import DataSpec
 from urbanst.models.baselines.naive import seasonal_anchor
 from urbanst.models.st_llm import config_backbone
 from urbanst.prompts.sources import SourceContext, SourcePrompt

@@ -67,7 +67,7 @@ class ForecastTask:
         return ForecastWindows(series, origins, self.history, self.horizon, lags, self.future_exogenous)
 
     def data_spec(self, data: STData):
-        from urbanst.models.base import DataSpec
+        from urbanst.contract import DataSpec
 
         return DataSpec(
             dataset=data.name,

@@ -180,7 +180,7 @@ class ImputeTask:
         return out
 
     def data_spec(self, data: STData):
-        from urbanst.models.base import DataSpec
+        from urbanst.contract import DataSpec
 
         grid = data.grid_shape if data.grid_shape and data.num_units == data.grid_shape[0] * data.grid_shape[1] else None
         return DataSpec(dataset=data.name, num_units=data.num_units, num_channels=data.num_channels,

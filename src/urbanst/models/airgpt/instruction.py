@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from urbanst.data.exogenous import COMPASS, exo_to_original, is_angle, label
-from urbanst.data.windows import last_observed
+from urbanst.contract import last_observed
 from urbanst.models.urbangpt.instruction import Context, week_slots
 from urbanst.prompts.text import start_id, text_table, token_ids
 

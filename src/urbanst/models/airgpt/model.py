@@ -34,7 +34,8 @@ from urbanst.data.graphs import normalise_rows, wind_graph
 from urbanst.errors import UrbanstError
 from urbanst.models.airgpt.encoder import GRAPHS, GraphFusionEncoder
 from urbanst.models.airgpt.instruction import WeatherInstruction
-from urbanst.models.base import DataSpec, STModel, register_model
+from urbanst.models.base import STModel, register_model
+from urbanst.contract import DataSpec
 from urbanst.models.baselines.naive import seasonal_naive
 from urbanst.models.urbangpt.instruction import Context
 

@@ -17,7 +17,8 @@ import torch
 
 from urbanst.data.graphs import great_circle_km
 from urbanst.errors import UrbanstError
-from urbanst.models.base import DataSpec, STModel, register_model
+from urbanst.models.base import STModel, register_model
+from urbanst.contract import DataSpec
 
 
 def _neighbour_steps(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

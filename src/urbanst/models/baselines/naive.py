@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from urbanst.data.windows import last_observed
+from urbanst.contract import last_observed
 from urbanst.models.base import STModel, register_model
 from urbanst.errors import UrbanstError
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from tqdm.auto import tqdm
 
-from urbanst.data.windows import to_scaled
+from urbanst.contract import to_scaled
 from urbanst.models.base import STModel, register_model
 
 

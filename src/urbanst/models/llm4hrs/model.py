@@ -40,7 +40,7 @@ from torch import nn
 
 from urbanst.backbones import build_backbone, state_to_save_with_backbone
 from urbanst.backbones.loading import DEFAULT_NAME
-from urbanst.data.windows import to_scaled
+from urbanst.contract import to_scaled
 from urbanst.errors import UrbanstError
 from urbanst.models.base import STModel, register_model
 from urbanst.models.baselines.impute import linear_fill

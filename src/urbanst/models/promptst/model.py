@@ -229,7 +229,7 @@ class PromptST(STModel):
 
     def training_loss(self, batch: dict) -> torch.Tensor:
         """Masked MAE in scaled units; in stage ``"prompt"`` over the tuning attributes only."""
-        from urbanst.data.windows import to_scaled
+        from urbanst.contract import to_scaled
         from urbanst.tasks.losses import masked_mae
 
         c = self.config

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from urbanst.models.base import DataSpec
+from urbanst.contract import DataSpec
 from urbanst.models.unist.patching import region_graph
 
 

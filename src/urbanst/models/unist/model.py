@@ -52,7 +52,8 @@ from einops import rearrange
 from torch import nn
 
 from urbanst.errors import UrbanstError
-from urbanst.models.base import DataSpec, STModel, register_model
+from urbanst.models.base import STModel, register_model
+from urbanst.contract import DataSpec
 from urbanst.models.baselines.naive import seasonal_anchor
 from urbanst.models.unist.config import UniSTConfig
 from urbanst.models.unist.geometry import SpatialWindows
@@ -319,7 +320,7 @@ class UniST(STModel):
 
     def training_loss(self, batch: dict) -> torch.Tensor:
         """Masked MAE (or MSE) in scaled units on the scored targets; missing targets never count."""
-        from urbanst.data.windows import to_scaled
+        from urbanst.contract import to_scaled
         from urbanst.tasks.losses import masked_mae, masked_mse
 
         loss = masked_mae if self.config.loss == "mae" else masked_mse
@@ -337,7 +338,7 @@ class UniST(STModel):
         """Masked reconstruction of the input steps only (test-time adaptation, see ``urbanst.engine.adapt``):
         the input window is split in two halves that ``reconstruct`` reads as history and future. Reads ``x``,
         ``input_mask``, the scaler and the time features of the input steps, never a target."""
-        from urbanst.data.windows import to_original
+        from urbanst.contract import to_original
 
         x, seen = batch["x"], batch["input_mask"]
         H = x.shape[1]
@@ -357,7 +358,7 @@ class UniST(STModel):
         for multi-attribute data); in eval mode the draw is fixed by the windows' origins so
         validation scores are comparable across epochs.
         """
-        from urbanst.data.windows import to_scaled
+        from urbanst.contract import to_scaled
 
         c = self.config
         x, y = batch["x"], batch["y"]

@@ -36,8 +36,9 @@ from einops import rearrange
 from torch import nn
 
 from urbanst.backbones import build_backbone, state_to_save_with_backbone
-from urbanst.data.windows import to_scaled
-from urbanst.models.base import DataSpec, STModel, register_model
+from urbanst.contract import to_scaled
+from urbanst.models.base import STModel, register_model
+from urbanst.contract import DataSpec
 from urbanst.models.baselines.naive import seasonal_anchor
 from urbanst.models.urbangpt.encoder import GatedTemporalEncoder
 from urbanst.models.urbangpt.instruction import DEFAULT_TEMPLATE, Context, Instruction, week_slots
