@@ -71,7 +71,7 @@ def _cpu_model() -> str:
 
 
 def task_of(model: str) -> str:
-    from urbanst.models.base import model_class
+    from urbanst.models.registry import model_class
 
     return model_class(model).tasks[0]
 
@@ -102,7 +102,7 @@ def training_batches(model: str, units: int, history: int, horizon: int, batch: 
 
 
 def build_model(model: str, spec, device: torch.device) -> torch.nn.Module:
-    from urbanst.models.base import model_class
+    from urbanst.models.registry import model_class
 
     return model_class(model).build(spec).to(device)
 

@@ -44,7 +44,7 @@ def main(argv=None) -> dict:
     torch.manual_seed(0)
 
     from urbanst.data.synthetic import make_city
-    from urbanst.models.base import model_class
+    from urbanst.models.registry import model_class
     from urbanst.tasks.forecast import ForecastTask
 
     data = make_city("grid", grid=(16, 8), weeks=3, seed=0)

@@ -16,7 +16,8 @@ from urbanst.data.synthetic_air import make_air
 from urbanst.errors import UrbanstError
 from urbanst.evaluation.explain import TRUTH_MARK, explain, render_text
 from urbanst.evaluation.occlusion import factors, predict, removed
-from urbanst.models.base import STModel, model_class
+from urbanst.models.base import STModel
+from urbanst.models.registry import model_class
 from urbanst.tasks import make_task
 
 UNIT, CHANNEL = 1, 0

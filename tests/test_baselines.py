@@ -20,7 +20,8 @@ from urbanst.data.synthetic import make_city
 from urbanst.engine.benchmark import BenchmarkConfig, run_benchmark
 from urbanst.engine.evaluate import evaluate_forecast
 from urbanst.errors import UrbanstError
-from urbanst.models.base import STModel, model_class
+from urbanst.models.base import STModel
+from urbanst.models.registry import model_class
 from urbanst.models.baselines.ha import HistoricalAverage
 from urbanst.models.baselines.naive import LastValue, NaiveConfig
 from urbanst.models.baselines.ridge import Ridge

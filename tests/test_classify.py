@@ -17,7 +17,7 @@ from urbanst.engine.benchmark import BenchmarkConfig, run_benchmark
 from urbanst.engine.experiment import ExperimentConfig, build_model, prepare
 from urbanst.errors import UrbanstError
 from urbanst.evaluation.tables import results_table
-from urbanst.models.base import model_class
+from urbanst.models.registry import model_class
 from urbanst.tasks import TASKS, make_task
 
 SPLIT = SplitRule.parse("70/10/20")

@@ -68,7 +68,7 @@ class _Hostile:
 def folders(tmp_path_factory) -> dict[str, Path]:
     """A saved STID for synthetic_region and damaged copies of it, an empty data directory, YAML files."""
     from urbanst.data.scalers import StandardScaler
-    from urbanst.models.base import model_class
+    from urbanst.models.registry import model_class
     from urbanst.contract import DataSpec
 
     root = tmp_path_factory.mktemp("cli_errors")

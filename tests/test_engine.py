@@ -32,7 +32,8 @@ from urbanst.data.splits import SplitRule
 from urbanst.data.synthetic import make_city
 from urbanst.engine.experiment import ExperimentConfig, prepare, run_model
 from urbanst.engine.train import TrainConfig
-from urbanst.models.base import STModel, model_class, model_names
+from urbanst.models.base import STModel
+from urbanst.models.registry import model_class, model_names
 
 # STID small enough for a few seconds an epoch; dropout off so that DDP and one process can be compared.
 STID = ["--model", "stid", "--option", "embed_dim=16", "--option", "num_layers=1", "--option", "dropout=0"]

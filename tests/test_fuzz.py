@@ -734,7 +734,7 @@ def saved_model_files(tmp_path_factory) -> dict[str, bytes]:
     """config.json, model.safetensors and scaler.json of a small saved STID, built once."""
     if not _SAVED:
         from urbanst.data.scalers import StandardScaler
-        from urbanst.models.base import model_class
+        from urbanst.models.registry import model_class
         from urbanst.contract import DataSpec
 
         spec = DataSpec(dataset="fuzz", num_units=3, num_channels=2, history=4, horizon=2, steps_per_day=24, lags=["1d"])

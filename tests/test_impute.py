@@ -16,7 +16,8 @@ from urbanst.data.splits import SplitRule
 from urbanst.data.synthetic import make_city
 from urbanst.engine.benchmark import BenchmarkConfig, run_benchmark
 from urbanst.errors import UrbanstError
-from urbanst.models.base import STModel, model_class
+from urbanst.models.base import STModel
+from urbanst.models.registry import model_class
 from urbanst.contract import DataSpec
 from urbanst.tasks import make_task
 from urbanst.tasks.impute import ImputeTask

@@ -12,7 +12,7 @@ from urbanst.engine.experiment import check_task
 from urbanst.engine.report import run_report
 from urbanst.engine.suites import (CLASSIFY_BASELINES, FORECAST_BASELINES, FULL, IMPUTE_BASELINES, QUICK, SUITES,
                                    Entry)
-from urbanst.models.base import model_class
+from urbanst.models.registry import model_class
 
 BASELINES = {"forecast": FORECAST_BASELINES, "classify": CLASSIFY_BASELINES, "impute": IMPUTE_BASELINES}
 

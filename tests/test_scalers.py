@@ -14,7 +14,7 @@ from urbanst.data.container import STData
 from urbanst.data.scalers import StandardScaler
 from urbanst.data.splits import SplitRule
 from urbanst.errors import UrbanstError
-from urbanst.models.base import model_class
+from urbanst.models.registry import model_class
 from urbanst.tasks.forecast import ForecastTask
 
 

@@ -12,7 +12,8 @@ from urbanst.backbones import build_tiny_backbone, save_backbone
 from urbanst.cli import main
 from urbanst.data.splits import SplitRule
 from urbanst.data.synthetic import make_city
-from urbanst.models.base import STModel, model_class
+from urbanst.models.base import STModel
+from urbanst.models.registry import model_class
 from urbanst.tasks import make_task
 
 
@@ -67,7 +68,7 @@ def test_only_intended_parameters_train_and_the_loss_falls(city, tiny_gpt2):
 
 
 def test_anchor_starts_at_seasonal_naive(city, tiny_gpt2):
-    from urbanst.models.baselines.naive import seasonal_anchor
+    from urbanst.nn.anchors import seasonal_anchor
 
     model = build(city, tiny_gpt2).eval()
     batch = city[2]["test"].__getitems__([0, 5])

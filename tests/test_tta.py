@@ -14,7 +14,7 @@ from urbanst.data.synthetic import make_city
 from urbanst.engine.adapt import adapt, adapted
 from urbanst.engine.experiment import ExperimentConfig
 from urbanst.errors import UrbanstError
-from urbanst.models.base import model_class
+from urbanst.models.registry import model_class
 from urbanst.tasks import make_task
 
 

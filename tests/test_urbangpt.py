@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 from urbanst.backbones import build_tiny_backbone, save_backbone
 from urbanst.data.splits import SplitRule
 from urbanst.data.synthetic import make_city
-from urbanst.models.base import STModel, model_class
+from urbanst.models.base import STModel
+from urbanst.models.registry import model_class
 from urbanst.models.urbangpt.encoder import GatedTemporalEncoder
 from urbanst.tasks import make_task
 

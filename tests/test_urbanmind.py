@@ -15,7 +15,8 @@ from urbanst.data.synthetic import make_city
 from urbanst.engine.evaluate import evaluate_forecast
 from urbanst.engine.train import TrainConfig, train
 from urbanst.errors import UrbanstError
-from urbanst.models.base import STModel, model_class
+from urbanst.models.base import STModel
+from urbanst.models.registry import model_class
 from urbanst.tasks import make_task
 
 

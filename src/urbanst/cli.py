@@ -424,7 +424,7 @@ def _demo(args) -> int:
 def _fit(args) -> int:
     from urbanst.engine.experiment import backbone_options, prepare, run_model, trained_on
     from urbanst.io import write_json_atomic
-    from urbanst.models.base import model_class
+    from urbanst.models.registry import model_class
 
     output = Path(args.output)
     options = {**backbone_options(model_class(args.model), _backbone_settings(args)), **dict(args.option)}
@@ -508,7 +508,7 @@ def _explain(args) -> int:
 
 
 def _models(args) -> int:
-    from urbanst.models.base import model_class, model_names
+    from urbanst.models.registry import model_class, model_names
 
     if args.models_command == "info":
         return _model_info(args)
@@ -525,7 +525,7 @@ def _model_info(args) -> int:
     from urbanst.data.registry import load_dataset
     from urbanst.data.splits import SplitRule
     from urbanst.engine.experiment import backbone_options, check_task
-    from urbanst.models.base import model_class
+    from urbanst.models.registry import model_class
     from urbanst.tasks import make_task
 
     cls = model_class(args.name)

@@ -35,7 +35,7 @@ def can_adapt(model_or_class) -> bool:
 
 def check_adaptable(model_or_class) -> None:
     if not can_adapt(model_or_class):
-        from urbanst.models.base import model_class, model_names
+        from urbanst.models.registry import model_class, model_names
 
         able = [name for name in model_names() if can_adapt(model_class(name))]
         raise UrbanstError(f"model {model_or_class.name!r} has no reconstruction loss, so it cannot adapt at test "

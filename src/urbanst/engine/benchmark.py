@@ -13,7 +13,7 @@ from urbanst.evaluation.plots import plot_error_per_step, plot_events, plot_fore
 from urbanst.evaluation.tables import channel_table, protocol_line, results_table
 from urbanst.errors import UrbanstError
 from urbanst.io import write_json_atomic, write_text_atomic
-from urbanst.models.base import model_class
+from urbanst.models.registry import model_class
 
 MODEL_GROUPS = {"seasonal": ["seasonal_day", "seasonal_week"], "naive": ["last", "seasonal_day", "seasonal_week"]}
 

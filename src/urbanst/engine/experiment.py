@@ -32,7 +32,8 @@ from urbanst.engine.evaluate import Evaluation
 from urbanst.engine.train import TrainConfig, TrainResult, train
 from urbanst.errors import UrbanstError
 from urbanst.evaluation.records import ResultRecord
-from urbanst.models.base import STModel, model_class
+from urbanst.models.base import STModel
+from urbanst.models.registry import model_class
 from urbanst.contract import DataSpec
 from urbanst.tasks import make_task
 

@@ -9,7 +9,8 @@ from urbanst.data.registry import load_dataset
 from urbanst.data.windows import MultiWindows
 from urbanst.engine.train import TrainConfig, TrainResult, train
 from urbanst.errors import UrbanstError
-from urbanst.models.base import STModel, model_class
+from urbanst.models.base import STModel
+from urbanst.models.registry import model_class
 
 
 def pretrain(model_name: str, datasets: list[str | STData], task, train_cfg: TrainConfig,

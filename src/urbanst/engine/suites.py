@@ -12,7 +12,7 @@ from pathlib import Path
 
 from urbanst.data.splits import SplitRule
 from urbanst.engine.benchmark import BenchmarkConfig, expand_models
-from urbanst.models.base import model_class
+from urbanst.models.registry import model_class
 
 FORECAST_BASELINES = ("ha", "last", "seasonal_day", "seasonal_week", "ridge")
 CLASSIFY_BASELINES = ("history_rate", "last", "logistic")

@@ -26,35 +26,12 @@ from urbanst.contract import DataSpec
 from urbanst.data.scalers import StandardScaler
 from urbanst.errors import UrbanstError
 from urbanst.io import atomic_dir, write_json_atomic
+from urbanst.models.registry import model_class
 
 CONFIG_FILE = "config.json"
 _SAVED_HINT = "pass a folder written by save_pretrained (`urbanst fit --output OUT` saves the model in OUT/model)"
 WEIGHTS_FILE = "model.safetensors"
 SCALER_FILE = "scaler.json"
-
-
-_MODELS: dict[str, type[STModel]] = {}
-
-
-def register_model(cls: type[STModel]) -> type[STModel]:
-    if cls.name in _MODELS:
-        raise RuntimeError(f"model {cls.name!r} registered twice")
-    _MODELS[cls.name] = cls
-    return cls
-
-
-def model_class(name: str) -> type[STModel]:
-    import urbanst.models.zoo  # noqa: F401  (registers every model)
-
-    if name not in _MODELS:
-        raise UrbanstError(f"unknown model {name!r}; known models: {', '.join(sorted(_MODELS))}")
-    return _MODELS[name]
-
-
-def model_names() -> list[str]:
-    import urbanst.models.zoo  # noqa: F401
-
-    return sorted(_MODELS)
 
 
 class STModel(nn.Module):
@@ -121,7 +98,7 @@ class STModel(nn.Module):
         """Masked MAE in scaled units between the forecast and the scored targets; in the classify task,
         binary cross-entropy between the event logits and the events (``batch["y_event"]``)."""
         from urbanst.contract import to_scaled
-        from urbanst.tasks.losses import masked_bce_with_logits, masked_mae
+        from urbanst.nn.losses import masked_bce_with_logits, masked_mae
 
         if getattr(self.config, "task", "forecast") == "classify":
             return masked_bce_with_logits(self(batch), batch["y_event"], batch["target_mask"])

@@ -27,8 +27,8 @@ from einops import rearrange
 from torch import nn
 
 from urbanst.backbones import backbone_depth, build_backbone, state_to_save_with_backbone
-from urbanst.models.base import STModel, register_model
-from urbanst.models.baselines.naive import seasonal_anchor
+from urbanst.models.base import STModel
+from urbanst.nn.anchors import seasonal_anchor
 
 DEFAULT_LAYERS = 2  # ST-LLM keeps 6 of GPT-2's 12; on 2 shared CPU cores 2 of MiniLM's 6 get ~3x the steps of 6
 
@@ -62,7 +62,6 @@ class STLLMConfig:
     dropout: float = 0.1
 
 
-@register_model
 class STLLM(STModel):
     """ST-LLM: unit tokens (history, time, unit embeddings) through a partially frozen LM (PFA), linear head."""
 

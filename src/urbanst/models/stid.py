@@ -14,7 +14,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from urbanst.models.base import STModel, register_model
+from urbanst.models.base import STModel
 
 
 @dataclass
@@ -40,7 +40,6 @@ class _ResidualMLP(nn.Module):
         return x + self.net(x)
 
 
-@register_model
 class STID(STModel):
     """STID: an MLP over the history with unit, time-of-day and day-of-week embeddings (a fast deep baseline)."""
 

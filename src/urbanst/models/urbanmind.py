@@ -44,12 +44,12 @@ from torch import nn
 from urbanst.backbones import state_to_save_with_backbone
 from urbanst.data.channel_masks import CHANNEL_STRATEGIES, channel_mask
 from urbanst.errors import UrbanstError
-from urbanst.models.base import STModel, register_model
+from urbanst.models.base import STModel
 from urbanst.contract import DataSpec
-from urbanst.models.baselines.naive import seasonal_anchor
+from urbanst.nn.anchors import seasonal_anchor
 from urbanst.models.st_llm import config_backbone
 from urbanst.prompts.sources import SourceContext, SourcePrompt
-from urbanst.tasks.losses import masked_mae
+from urbanst.nn.losses import masked_mae
 
 TOD_SLOTS = 48
 
@@ -87,7 +87,6 @@ class UrbanMindConfig:
         self.lags, self.attributes, self.mask_strategies = list(self.lags), list(self.attributes), list(self.mask_strategies)
 
 
-@register_model
 class UrbanMind(STModel):
     """UrbanMind: multi-source ST tokens + semantic prompts through a partially frozen LM; forecast and reconstruction heads."""
 

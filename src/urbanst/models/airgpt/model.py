@@ -34,9 +34,9 @@ from urbanst.data.graphs import normalise_rows, wind_graph
 from urbanst.errors import UrbanstError
 from urbanst.models.airgpt.encoder import GRAPHS, GraphFusionEncoder
 from urbanst.models.airgpt.instruction import WeatherInstruction
-from urbanst.models.base import STModel, register_model
+from urbanst.models.base import STModel
 from urbanst.contract import DataSpec
-from urbanst.models.baselines.naive import seasonal_naive
+from urbanst.nn.anchors import seasonal_naive
 from urbanst.models.urbangpt.instruction import Context
 
 
@@ -74,7 +74,6 @@ def wind_channels(names: list[str]) -> tuple[int, int] | None:
     return None if speed is None or direction is None else (speed, direction)
 
 
-@register_model
 class AirGPT(STModel):
     """AirGPT: static + wind graphs fused by a gate, station tokens in a weather instruction to an LM."""
 
@@ -193,7 +192,6 @@ class AirGPT(STModel):
         return state_to_save_with_backbone(self, self.config.backbone_policy)
 
 
-@register_model
 class AirGPTStatic(AirGPT):
     """AirGPT ablation: the static distance graph only (no wind graph, no gate)."""
 
@@ -201,7 +199,6 @@ class AirGPTStatic(AirGPT):
     preset = {"graph": "static"}
 
 
-@register_model
 class AirGPTDynamic(AirGPT):
     """AirGPT ablation: the dynamic wind graph only (no static graph, no gate)."""
 

@@ -17,7 +17,7 @@ import torch
 from einops import rearrange
 from tqdm.auto import tqdm
 
-from urbanst.models.base import STModel, register_model
+from urbanst.models.base import STModel
 from urbanst.models.baselines.ridge import Ridge, RidgeConfig
 
 EPS = 1e-4  # probabilities are kept in [EPS, 1 - EPS] so every logit is finite
@@ -33,7 +33,6 @@ class HistoryRateConfig:
     per_weekday: bool = False  # one rate per day of the week instead of one overall
 
 
-@register_model
 class HistoryRate(STModel):
     """Per unit and channel event rate in training (optionally per day of week) as the event probability."""
 
@@ -71,7 +70,6 @@ class LogisticConfig(RidgeConfig):
     max_iter: int = 50  # Newton steps; it stops earlier once no weight moves by more than 1e-6
 
 
-@register_model
 class Logistic(Ridge):
     """Logistic regression on lags, periodic lags and calendar features, one per horizon step."""
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from urbanst.models.base import STModel, register_model
+from urbanst.models.base import STModel
 
 
 def week_slot(time_of_day: torch.Tensor, day_of_week: torch.Tensor, steps_per_day: int | None) -> torch.Tensor:
@@ -26,7 +26,6 @@ class HAConfig:
     steps_per_day: int | None = None
 
 
-@register_model
 class HistoricalAverage(STModel):
     """Historical average: the training mean of each unit at each time-of-week slot."""
 

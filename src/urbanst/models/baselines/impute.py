@@ -17,7 +17,7 @@ import torch
 
 from urbanst.data.graphs import great_circle_km
 from urbanst.errors import UrbanstError
-from urbanst.models.base import STModel, register_model
+from urbanst.models.base import STModel
 from urbanst.contract import DataSpec
 
 
@@ -47,7 +47,6 @@ class _ImputeBaseline(STModel):
     tasks = ("impute",)
 
 
-@register_model
 class LOCF(_ImputeBaseline):
     """Last observation carried forward, backward-filled at the window start."""
 
@@ -76,7 +75,6 @@ def linear_fill(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(has_before & has_after, inside, edge)
 
 
-@register_model
 class LinearInterpolation(_ImputeBaseline):
     """Linear interpolation in time between the visible neighbours in the window; edge values carried."""
 
@@ -96,7 +94,6 @@ class MeanConfig:
     horizon: int
 
 
-@register_model
 class MeanImpute(_ImputeBaseline):
     """The training mean of each unit and channel (over the entries visible in training)."""
 
@@ -156,7 +153,6 @@ def neighbour_table(spec: DataSpec, k: int, power: float, chunk: int = 1024) -> 
     return index, weight
 
 
-@register_model
 class IDW(MeanImpute):
     """Inverse-distance weighting over the nearest visible units at the same step (adjacency weights when the
     data have a graph); the unit's training mean where none is visible."""

@@ -10,27 +10,12 @@ from dataclasses import dataclass, field
 import torch
 
 from urbanst.contract import last_observed
-from urbanst.models.base import STModel, register_model
+from urbanst.nn.anchors import seasonal_naive
+from urbanst.models.base import STModel
 from urbanst.errors import UrbanstError
 
 
 LOGIT_CAP = 9.0  # the logit of a copied event: probability 0.9999 (or 0.0001 for no event)
-
-
-def seasonal_naive(batch: dict, index: int | None, horizon: int | None = None) -> torch.Tensor:
-    """``[B, P, N, C]`` (scaled): the value at periodic lag ``index`` of the batch, the last observed value
-    where that is missing; with ``index=None`` the last observed value for ``horizon`` steps."""
-    fallback = last_observed(batch["x"], batch["input_mask"]).unsqueeze(1)
-    if index is None:
-        return fallback.expand(-1, horizon, -1, -1)
-    return torch.where(batch["periodic_mask"][:, index], batch["periodic"][:, index], fallback)
-
-
-def seasonal_anchor(batch: dict, lags: list[str], horizon: int) -> torch.Tensor:
-    """Seasonal naive's forecast (scaled) at the longest available lag (1w, else 1d, else the last value):
-    the anchor a model may predict a correction to."""
-    index = next((lags.index(lag) for lag in ("1w", "1d") if lag in lags), None)
-    return seasonal_naive(batch, index, horizon)
 
 
 @dataclass
@@ -40,7 +25,6 @@ class NaiveConfig:
     task: str = "forecast"
 
 
-@register_model
 class LastValue(STModel):
     """Repeat the last observed value (or event) over the whole horizon."""
 
@@ -80,7 +64,6 @@ class _Seasonal(STModel):
         return seasonal_naive(batch, self.index)
 
 
-@register_model
 class SeasonalDay(_Seasonal):
     """The value at the same time one day earlier (the last observed value where that is missing)."""
 
@@ -88,7 +71,6 @@ class SeasonalDay(_Seasonal):
     lag = "1d"
 
 
-@register_model
 class SeasonalWeek(_Seasonal):
     """The value at the same time one week earlier (the last observed value where that is missing)."""
 

@@ -16,7 +16,7 @@ from einops import rearrange, repeat
 from tqdm.auto import tqdm
 
 from urbanst.contract import to_scaled
-from urbanst.models.base import STModel, register_model
+from urbanst.models.base import STModel
 
 
 @dataclass
@@ -29,7 +29,6 @@ class RidgeConfig:
     batch_size: int = 256
 
 
-@register_model
 class Ridge(STModel):
     """Ridge regression on lags, periodic lags, time-of-day and day-of-week features, fit on train."""
 

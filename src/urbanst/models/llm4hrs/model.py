@@ -42,9 +42,9 @@ from urbanst.backbones import build_backbone, state_to_save_with_backbone
 from urbanst.backbones.loading import DEFAULT_NAME
 from urbanst.contract import to_scaled
 from urbanst.errors import UrbanstError
-from urbanst.models.base import STModel, register_model
+from urbanst.models.base import STModel
 from urbanst.models.baselines.impute import linear_fill
-from urbanst.tasks.losses import masked_mae
+from urbanst.nn.losses import masked_mae
 
 
 PREFILLS = ("linear", "zero")
@@ -66,7 +66,6 @@ class LLM4HRSConfig:
     prefill: str = "linear"  # hidden inputs start as: "linear" interpolation in time (PriSTI), or "zero" (the paper)
 
 
-@register_model
 class LLM4HRS(STModel):
     """LLM4HRS: a LayerNorm/position-tuned language model over time (both directions) and over units (imputation)."""
 

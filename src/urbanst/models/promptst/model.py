@@ -43,13 +43,12 @@ from einops import rearrange
 from torch import nn
 
 from urbanst.errors import UrbanstError
-from urbanst.models.base import STModel, register_model
+from urbanst.models.base import STModel
 from urbanst.models.promptst.config import PROMPT_LR, SHARED_LR, PromptSTConfig
 from urbanst.models.promptst.layers import PromptBlock
 from urbanst.models.promptst.prompts import AttributePrompts
 
 
-@register_model
 class PromptST(STModel):
     """PromptST: a shared ST transformer over all attributes, then per-attribute prompt tokens tuned alone."""
 
@@ -230,7 +229,7 @@ class PromptST(STModel):
     def training_loss(self, batch: dict) -> torch.Tensor:
         """Masked MAE in scaled units; in stage ``"prompt"`` over the tuning attributes only."""
         from urbanst.contract import to_scaled
-        from urbanst.tasks.losses import masked_mae
+        from urbanst.nn.losses import masked_mae
 
         c = self.config
         if c.stage == "prompt" and c.tuning_attributes:

@@ -52,9 +52,9 @@ from einops import rearrange
 from torch import nn
 
 from urbanst.errors import UrbanstError
-from urbanst.models.base import STModel, register_model
+from urbanst.models.base import STModel
 from urbanst.contract import DataSpec
-from urbanst.models.baselines.naive import seasonal_anchor
+from urbanst.nn.anchors import seasonal_anchor
 from urbanst.models.unist.config import UniSTConfig
 from urbanst.models.unist.geometry import SpatialWindows
 from urbanst.models.unist.layers import Block, init_weights
@@ -75,7 +75,6 @@ from urbanst.models.unist.prompts import STPrompt
 CONTEXT_KEYS = ("grid_shape", "unit_pe", "edge_index", "edge_weight")
 
 
-@register_model
 class UniST(STModel):
     """UniST: 3-D patch tokens in a masked ST autoencoder with knowledge-guided prompts; any grid or graph."""
 
@@ -321,7 +320,7 @@ class UniST(STModel):
     def training_loss(self, batch: dict) -> torch.Tensor:
         """Masked MAE (or MSE) in scaled units on the scored targets; missing targets never count."""
         from urbanst.contract import to_scaled
-        from urbanst.tasks.losses import masked_mae, masked_mse
+        from urbanst.nn.losses import masked_mae, masked_mse
 
         loss = masked_mae if self.config.loss == "mae" else masked_mse
         target = torch.where(batch["target_mask"], to_scaled(batch, batch["y"]), torch.zeros(()))

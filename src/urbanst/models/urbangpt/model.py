@@ -37,12 +37,12 @@ from torch import nn
 
 from urbanst.backbones import build_backbone, state_to_save_with_backbone
 from urbanst.contract import to_scaled
-from urbanst.models.base import STModel, register_model
+from urbanst.models.base import STModel
 from urbanst.contract import DataSpec
-from urbanst.models.baselines.naive import seasonal_anchor
+from urbanst.nn.anchors import seasonal_anchor
 from urbanst.models.urbangpt.encoder import GatedTemporalEncoder
 from urbanst.models.urbangpt.instruction import DEFAULT_TEMPLATE, Context, Instruction, week_slots
-from urbanst.tasks.losses import masked_bce_with_logits, masked_mae
+from urbanst.nn.losses import masked_bce_with_logits, masked_mae
 
 ST_TOKENS = 2
 
@@ -81,7 +81,6 @@ class UrbanGPTConfig:
     lm_tokens: int = 65536  # tokens per backbone call (memory)
 
 
-@register_model
 class UrbanGPT(STModel):
     """UrbanGPT: gated dilated-conv ST tokens in a city/region/time/task instruction to a frozen LM, two-branch head."""
 

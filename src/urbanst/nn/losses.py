@@ -1,4 +1,4 @@
-"""Training losses over the entries a mask marks as scored; nothing else contributes."""
+"""Losses over the entries a mask marks as scored; nothing else contributes."""
 
 from __future__ import annotations
 
@@ -19,3 +19,6 @@ def masked_bce_with_logits(logits: torch.Tensor, label: torch.Tensor, mask: torc
     """Binary cross-entropy of event logits against 0/1 (or bool) labels over the scored entries."""
     loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, label.to(logits.dtype), reduction="none")
     return torch.where(mask, loss, 0.0).sum() / mask.sum().clamp(min=1)
+
+
+REGRESSION_LOSSES = {"mae": masked_mae, "mse": masked_mse}

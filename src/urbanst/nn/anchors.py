@@ -1,0 +1,24 @@
+"""Forecasts copied from the past, in scaled units: what the naive baselines predict and what an anchored
+head corrects."""
+
+from __future__ import annotations
+
+import torch
+
+from urbanst.contract import last_observed
+
+
+def seasonal_naive(batch: dict, index: int | None, horizon: int | None = None) -> torch.Tensor:
+    """``[B, P, N, C]`` (scaled): the value at periodic lag ``index`` of the batch, the last observed value
+    where that is missing; with ``index=None`` the last observed value for ``horizon`` steps."""
+    fallback = last_observed(batch["x"], batch["input_mask"]).unsqueeze(1)
+    if index is None:
+        return fallback.expand(-1, horizon, -1, -1)
+    return torch.where(batch["periodic_mask"][:, index], batch["periodic"][:, index], fallback)
+
+
+def seasonal_anchor(batch: dict, lags: list[str], horizon: int) -> torch.Tensor:
+    """Seasonal naive's forecast (scaled) at the longest available lag (1w, else 1d, else the last value):
+    the anchor a model may predict a correction to."""
+    index = next((lags.index(lag) for lag in ("1w", "1d") if lag in lags), None)
+    return seasonal_naive(batch, index, horizon)
