@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from urbanst.data import download as dl
+from urbanst.data.declaration import Source
 from urbanst.errors import UrbanstError
 
 REPO, COMMIT = "someone/city-data", "0123456789abcdef0123456789abcdef01234567"
@@ -37,8 +38,8 @@ def toy(monkeypatch, tmp_path):
         dl.RemoteFile("speed.csv", REPO, COMMIT, "data/speed.csv", _sha(SPEED), len(SPEED)),
         dl.RemoteFile("table.csv.gz", REPO, COMMIT, "raw data/table.csv", _sha(TABLE), len(TABLE), gzip=True),
     )
-    monkeypatch.setitem(dl.MANIFEST, "toy_folder", entries)
-    monkeypatch.setitem(dl.DATASET_FOLDERS, "toy", "toy_folder")
+    declared = dl.sources()
+    monkeypatch.setattr(dl, "sources", lambda: {**declared, "toy": Source("toy_folder", entries)})
     monkeypatch.delenv(dl.BASE_URL_ENV, raising=False)
     mirror = tmp_path / "mirror"
     _serve(mirror, REPO, COMMIT, "data/speed.csv", SPEED)
@@ -129,8 +130,10 @@ def test_unknown_dataset():
 
 
 def test_manifest_covers_the_registered_names():
-    assert set(dl.DATASET_FOLDERS.values()) == set(dl.MANIFEST)
-    for entries in dl.MANIFEST.values():
+    dataset_folders = {name: source.folder for name, source in dl.sources().items()}
+    manifest = {source.folder: source.files for source in dl.sources().values()}
+    assert set(dataset_folders.values()) == set(manifest)
+    for entries in manifest.values():
         for entry in entries:
             assert len(entry.sha256) == 64 and int(entry.sha256, 16) >= 0
             if isinstance(entry, dl.RemoteFile):
@@ -141,17 +144,17 @@ def test_manifest_covers_the_registered_names():
 # against the project's copy of the real data (skipped without it)
 # ----------------------------------------------------------------------------------------
 @pytest.mark.realdata
-@pytest.mark.parametrize("name", sorted(dl.DATASET_FOLDERS))
+@pytest.mark.parametrize("name", sorted(dl.sources()))
 def test_manifest_checksums_match_the_real_copy(data_root, name):
     # every file of the shared copy verifies, so nothing is fetched
-    assert dl.download(name, data_root, opener=_no_network) == data_root / dl.DATASET_FOLDERS[name]
+    assert dl.download(name, data_root, opener=_no_network) == data_root / dl.sources()[name].folder
 
 
 @pytest.mark.realdata
 def test_real_files_from_a_mirror_with_rebuilt_files(data_root, tmp_path):
     mirror = tmp_path / "mirror"
     # NYC crime: the zip is downloaded, the 16x16 daily tensor is rebuilt from it and verified
-    for entry in dl.MANIFEST["nyc_crime_events_stshn"]:
+    for entry in dl.dataset_source("nyc_crime_events_stshn").files:
         if isinstance(entry, dl.RemoteFile):
             target = mirror / entry.repo / entry.commit / entry.path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -165,13 +168,14 @@ def test_real_files_from_a_mirror_with_rebuilt_files(data_root, tmp_path):
             np.testing.assert_array_equal(built[key], ref[key])
 
     # Beijing station coordinates: built from the load_coords() text of a source file
-    repo, commit, path = next(e.source for e in dl.MANIFEST["beijing_prsa_airquality"] if isinstance(e, dl.BuiltFile))
+    beijing = dl.dataset_source("beijing_prsa_airquality")
+    repo, commit, path = next(e.source for e in beijing.files if isinstance(e, dl.BuiltFile))
     rows = (data_root / "beijing_prsa_airquality" / "stations.csv").read_text().splitlines()[1:]
     table = "\n".join(",".join(r.split(",")[:3]) for r in rows)
     source = f'def load_coords():\n    return pd.read_csv(StringIO("""\nstation,Latitude,Longitude\n{table}\n    """))\n'
     _serve(mirror, repo, commit, path, source.encode())
-    station_entry = next(e for e in dl.MANIFEST["beijing_prsa_airquality"] if isinstance(e, dl.BuiltFile))
+    station_entry = next(e for e in beijing.files if isinstance(e, dl.BuiltFile))
     out = tmp_path / "beijing"
     out.mkdir()
-    dl._build_file(station_entry, out, mirror.as_uri(), dl._default_opener, 5.0, "beijing_prsa_airquality")
+    dl.Fetcher(beijing, out, mirror.as_uri(), dl.open_url, 5.0).build(station_entry)
     assert (out / "stations.csv").read_bytes() == (data_root / "beijing_prsa_airquality" / "stations.csv").read_bytes()

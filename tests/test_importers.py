@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from urbanst.data import importers
-from urbanst.data.importers import import_file, read_import_meta, read_imported
+from urbanst.data.importers import import_file, read_import_meta, read_imported, store
 from urbanst.data.registry import load_dataset
 from urbanst.errors import UrbanstError
-
-
-@pytest.fixture(autouse=True)
-def _registry_importable(monkeypatch):
-    # The registry imports urbanst.data.synthetic to register the generated datasets; while a
-    # checkout lacks that module, stand in an empty one so these tests exercise only the importers.
-    if importlib.util.find_spec("urbanst.data.synthetic") is None:
-        monkeypatch.setitem(sys.modules, "urbanst.data.synthetic", types.ModuleType("urbanst.data.synthetic"))
 
 
 def _leftovers(root: Path) -> list[str]:
@@ -396,14 +384,14 @@ def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
     def broken_dump(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(importers.json, "dump", broken_dump)
+    monkeypatch.setattr(store.json, "dump", broken_dump)
     with pytest.raises(OSError):
         import_file(src, "half", tmp_path)
     assert _leftovers(tmp_path) == []
 
     monkeypatch.undo()
     import_file(src, "keep", tmp_path)
-    monkeypatch.setattr(importers.json, "dump", broken_dump)
+    monkeypatch.setattr(store.json, "dump", broken_dump)
     with pytest.raises(OSError):
         import_file(_tiny_npz(tmp_path / "b.npz", 2.0), "keep", tmp_path, overwrite=True)
     monkeypatch.undo()

@@ -11,13 +11,10 @@ isolated gaps. Everything is vectorised, so large cities build in seconds.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from urbanst.data.container import STData
-from urbanst.data.registry import register
 from urbanst.errors import UrbanstError
 
 CENTRE = (45.46, 9.19)  # (lat, lon) of the fictional city's centre
@@ -341,13 +338,3 @@ def _observed(T, N, share, xy, half, step_h, rng):
     covered = patched.mean()
     isolated = rng.random((T, N)) < max(0.0, (share - covered) / (1 - covered))
     return ~(patched | isolated)
-
-
-@register("synthetic_grid", None, "Synthetic city: 8x8 grid of 1 km cells, 8 weeks hourly, trips in/out (embedded)")
-def read_synthetic_grid(_root: Path) -> STData:
-    return make_city("grid", grid=(8, 8), weeks=8, name="synthetic_grid")
-
-
-@register("synthetic_region", None, "Synthetic city: 40 irregular regions, 8 weeks hourly, trips in/out (embedded)")
-def read_synthetic_region(_root: Path) -> STData:
-    return make_city("region", num_units=40, weeks=8, name="synthetic_region")

@@ -15,7 +15,6 @@ import pandas as pd
 
 from urbanst.data.container import STData
 from urbanst.data.graphs import bearings_deg, distances_km, normalise_rows, wind_graph
-from urbanst.data.registry import register
 
 CENTRE = (39.9, 116.4)
 KM_PER_DEG = 111.195
@@ -69,8 +68,3 @@ def make_air(stations: int = 6, weeks: int = 4, seed: int = 0, name: str = "synt
         notes="Synthetic air-quality network (urbanst.data.synthetic_air): wind carries pollution between stations; "
               "wind_direction in degrees the wind blows FROM (N = 0, E = 90).",
     )
-
-
-@register("synthetic_air", None, "Synthetic air quality: 6 stations, 4 weeks hourly, PM2.5 + NO2, weather and wind (embedded)")
-def read_synthetic_air(_root) -> STData:
-    return make_air()

@@ -9,8 +9,8 @@ import pandas as pd
 from scipy.io import netcdf_file
 
 from urbanst.data.container import STData
+from urbanst.data.declaration import DatasetSpec, Repo, Source
 from urbanst.data.readers._common import on_regular_axis
-from urbanst.data.registry import register
 
 FOLDER = "alboran_sst_dineof"
 FILL = 99999.0
@@ -24,7 +24,6 @@ daily axis is regular (11 steps). Time of day is not given (stamps at 00:00). Co
 CMEMS AVHRR Metop-B L3 via the DINEOF example; only 11 days, so use it for gap filling, not long training."""
 
 
-@register("alboran_sst", FOLDER, "Alboran Sea satellite SST, clouds missing, 22,186 sea pixels, daily May 2017 (DINEOF)")
 def read_alboran_sst(folder: Path) -> STData:
     with netcdf_file(folder / "alboranSST_small.nc", "r", mmap=False) as f:
         sst = f.variables["SST"].data.astype(np.float32)
@@ -49,3 +48,14 @@ def read_alboran_sst(folder: Path) -> STData:
         coords=np.stack([lat[rows], lon[cols]], axis=1),
         notes=NOTES,
     )
+
+
+REPO = Repo("aida-alvera/DINEOF", "b702649b3fc574ecc112589bd83c9419e9f9f7f4")
+SOURCE = Source(FOLDER, (
+    REPO.file("alboranSST_small.nc", "SmallExample/alboranSST_small.nc",
+              "d1ccbab330642e47c9c23df046333ce2df2eb30c346acc4d3b806047ddc29e3b", 2664972),
+))
+DATASETS = (
+    DatasetSpec("alboran_sst", "Alboran Sea satellite SST, clouds missing, 22,186 sea pixels, daily May 2017 (DINEOF)",
+                read_alboran_sst, SOURCE),
+)

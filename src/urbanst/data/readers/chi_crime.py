@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from urbanst.data.container import STData
+from urbanst.data.declaration import DatasetSpec, Repo, Source
 from urbanst.data.readers._common import crime_cube
-from urbanst.data.registry import register
 from urbanst.data.safe_pickle import load_pickle
 
 FOLDER = "chi_crime_stshn"
@@ -26,7 +26,6 @@ Benchmark split trn | val | tst = 609 | 30 | 92 days (protocol split_index). 74 
 (outside the city or water); their zeros are kept as observed."""
 
 
-@register("chi_crime", FOLDER, "Chicago crime counts, 14x12 grid, daily 2016-2017, 4 categories (ST-SHN)")
 def read_chi_crime(folder: Path) -> STData:
     parts = [load_pickle(folder / f"{split}.pkl") for split in SPLITS]
     bounds = np.cumsum([p.shape[2] for p in parts])[:-1].tolist()
@@ -39,3 +38,18 @@ def read_chi_crime(folder: Path) -> STData:
         protocol={"split_index": bounds},
         notes=NOTES,
     )
+
+
+REPO = Repo("akaxlh/ST-SHN", "0a5f1adf907e91212a0b0e252a59fb3e379a975b")
+SOURCE = Source(FOLDER, (
+    REPO.file("trn.pkl", "Datasets/CHI_crime/trn.pkl",
+              "2a54c528a79031ba13ce17ca3002cd608557bd62bef8fae3285a5fb437100fca", 3274157),
+    REPO.file("val.pkl", "Datasets/CHI_crime/val.pkl",
+              "636012a59d246d6b9d54cc818c527e85db0c3fef4e0dd20318a22b086553bbbf", 161452),
+    REPO.file("tst.pkl", "Datasets/CHI_crime/tst.pkl",
+              "a86ac4a08b9c2c7c17bd53a79254354d3e80d25369e0023cc8f18e23bd2957f2", 494764),
+))
+DATASETS = (
+    DatasetSpec("chi_crime", "Chicago crime counts, 14x12 grid, daily 2016-2017, 4 categories (ST-SHN)",
+                read_chi_crime, SOURCE),
+)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from urbanst.data.container import STData
-from urbanst.data.registry import register
+from urbanst.data.declaration import DatasetSpec, Repo, Source
 
 FOLDER = "montevideo_bus_pgt"
 
@@ -22,7 +22,6 @@ link from stop i to the next stop j of a line (690 links, none reciprocal). The 
 23.8..1991.3, presumably metres) are dropped. Unit names are the STM bus_stop ids."""
 
 
-@register("montevideo_bus", FOLDER, "Montevideo bus-stop passenger inflow, 675 stops, hourly October 2020 (PyG-T)")
 def read_montevideo_bus(folder: Path) -> STData:
     with open(folder / "montevideo_bus.json") as f:
         graph = json.load(f)
@@ -46,3 +45,14 @@ def read_montevideo_bus(folder: Path) -> STData:
         adjacency=adjacency,
         notes=NOTES,
     )
+
+
+REPO = Repo("benedekrozemberczki/pytorch_geometric_temporal", "adefe44265ad8faf239fd6cf3b59b95ca3ee60aa")
+SOURCE = Source(FOLDER, (
+    REPO.file("montevideo_bus.json", "dataset/montevideo_bus.json",
+              "37d9c6286d474077b5c05173c1570c4da42c387013116daa8862c7a6cab86a75", 3131884),
+))
+DATASETS = (
+    DatasetSpec("montevideo_bus", "Montevideo bus-stop passenger inflow, 675 stops, hourly October 2020 (PyG-T)",
+                read_montevideo_bus, SOURCE),
+)

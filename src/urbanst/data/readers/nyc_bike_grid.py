@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from urbanst.data.container import STData
-from urbanst.data.registry import register
+from urbanst.data.declaration import DatasetSpec, Repo, Source
 from urbanst.errors import UrbanstError
 
 FOLDER = "nyc_bike1_stssl"
@@ -34,7 +34,6 @@ def _check(x: np.ndarray, offsets: np.ndarray, series: np.ndarray, first_anchor:
             raise UrbanstError(f"{FOLDER}: window inputs at offset {off} do not match the rebuilt hourly series")
 
 
-@register("nyc_bike_grid", FOLDER, "NYC Citi Bike in/out flow, 16x8 grid, hourly Aug-Sep 2014 (NYCBike1 val+test only)")
 def read_nyc_bike_grid(folder: Path) -> STData:
     val, test = (dict(np.load(folder / f"{split}.npz", allow_pickle=False)) for split in ("val", "test"))
     offsets = val["x_offsets"][:, 0]
@@ -58,3 +57,18 @@ def read_nyc_bike_grid(folder: Path) -> STData:
         protocol={"val_start": val_start, "test_start": test_start, "eval_only": True},
         notes=NOTES.format(val=val_start, test=test_start, end=END),
     )
+
+
+REPO = Repo("Echo-Ji/ST-SSL", "b3f3dfc48d12524c207cc89f4e242cb8aac081c0")
+SOURCE = Source(FOLDER, (  # no train.npz: the repository holds it in Git LFS only
+    REPO.file("adj_mx.npz", "data/NYCBike1/adj_mx.npz",
+              "21e7556c2a05cbd41312154fc82ca07539b51be3299a9c53f5d19f676ba487ec", 631),
+    REPO.file("val.npz", "data/NYCBike1/val.npz",
+              "5a01b775da98029da9e6db10932f85fa295c82d173602c8fe677956fd3a394ac", 1781472),
+    REPO.file("test.npz", "data/NYCBike1/test.npz",
+              "076c2062e4fc8c8fd14a48262ded5aecb40704cf6969a5c6c7c358da34699378", 3542679),
+))
+DATASETS = (
+    DatasetSpec("nyc_bike_grid", "NYC Citi Bike in/out flow, 16x8 grid, hourly Aug-Sep 2014 (NYCBike1 val+test only)",
+                read_nyc_bike_grid, SOURCE),
+)

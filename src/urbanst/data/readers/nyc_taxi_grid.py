@@ -10,12 +10,24 @@ import pandas as pd
 from einops import rearrange
 
 from urbanst.data.container import STData
+from urbanst.data.declaration import DatasetSpec, Repo, Source
 from urbanst.data.readers._common import on_regular_axis
-from urbanst.data.registry import register
 
 FOLDER = "nyc_taxi_grid_16x8_streed"
-YEARS = range(2010, 2015)
 H, W = 16, 8
+YEAR_FILES = {  # year: (sha256, size) of its file; NY_Meteorology.h5 is not in the repository snapshot
+    2010: ("09485eea7727b90273e6f4cbd9e9e18549034081eadf8d601abaa494297b8ce4", 1726592),
+    2011: ("72660bb87f4e7e0035a116d59102dadeb1b328aa95c84d383a6a15b896d9e351", 1736555),
+    2012: ("5b95d03f44bd07b9102431e74ee293db78048886a2d773e6c3d3b99c7c275fe9", 1644063),
+    2013: ("fbb84edbeb378e7f8067bead7ede8747cf8b9e1f708c03be222f767f3ae79dc2", 1503684),
+    2014: ("112585137947375db1e0a7733724c0604e3774eaf8c894cdb1abe867c3b22039", 1499663),
+}
+YEARS = list(YEAR_FILES)
+
+
+def year_file(year: int) -> str:
+    return f"NYC{year % 100}_Taxi_M16x8_T60_InOut.h5"
+
 
 NOTES = """\
 Five yearly files joined into one hourly series 2010-01-01 00:00 .. 2014-12-31 23:00 (local clock time).
@@ -39,9 +51,8 @@ def _read_year(path: Path) -> tuple[pd.DatetimeIndex, np.ndarray]:
     return pd.to_datetime(dates, format="%Y%m%d%H"), data.reshape(len(data), -1)
 
 
-@register("nyc_taxi_grid", FOLDER, "NYC taxi new/end flow, 16x8 grid, hourly 2010-2014 (TaxiNYC, STREED-Net)")
 def read_nyc_taxi_grid(folder: Path) -> STData:
-    parts = [_read_year(folder / f"NYC{y % 100}_Taxi_M16x8_T60_InOut.h5") for y in YEARS]
+    parts = [_read_year(folder / year_file(year)) for year in YEARS]
     rows = pd.DataFrame(np.concatenate([x for _, x in parts]), index=np.concatenate([t for t, _ in parts]))
     summed = rows.groupby(level=0).sum()  # duplicate time stamps hold partial counts
     times, flat = on_regular_axis(summed.index, summed.to_numpy(), "h", f"{YEARS[0]}-01-01", f"{YEARS[-1]}-12-31 23:00")
@@ -59,3 +70,17 @@ def read_nyc_taxi_grid(folder: Path) -> STData:
         grid_shape=(H, W),
         notes=NOTES,
     )
+
+
+REPO = Repo("pengzhangzhi/spatial-temporal-transformer", "b17760e01eb08b9b4340e9dd6cbc7cd3caac2b97")
+SOURCE = Source(FOLDER, tuple(
+    REPO.file(year_file(year), f"data/TaxiNYC/{year_file(year)}", sha256, size)
+    for year, (sha256, size) in YEAR_FILES.items()
+) + (
+    REPO.file("NY_Holiday.txt", "data/TaxiNYC/NY_Holiday.txt",
+              "2133c7c1febb111e5a6a6718989d26f621a2550ff3e10657e0b9119dcfdf1cb8", 656),
+))
+DATASETS = (
+    DatasetSpec("nyc_taxi_grid", "NYC taxi new/end flow, 16x8 grid, hourly 2010-2014 (TaxiNYC, STREED-Net)",
+                read_nyc_taxi_grid, SOURCE),
+)
