@@ -15,6 +15,12 @@ from urbanst.data.readers._common import on_regular_axis
 FOLDER = "alboran_sst_dineof"
 FILL = 99999.0
 
+REPO = Repo("aida-alvera/DINEOF", "b702649b3fc574ecc112589bd83c9419e9f9f7f4")
+SOURCE = Source(FOLDER, (
+    REPO.file("alboranSST_small.nc", "SmallExample/alboranSST_small.nc",
+              "d1ccbab330642e47c9c23df046333ce2df2eb30c346acc4d3b806047ddc29e3b", 2664972),
+))
+
 NOTES = """\
 Daily L3 sea-surface temperature (deg C) on a 0.02 deg grid, 201 rows (row 0 = south, lat 34.01) x 301 columns
 (col 0 = west, lon -5.99). Units are the 22,186 sea pixels of the file's mask (grid_cells = their row-major flat
@@ -50,11 +56,6 @@ def read_alboran_sst(folder: Path) -> STData:
     )
 
 
-REPO = Repo("aida-alvera/DINEOF", "b702649b3fc574ecc112589bd83c9419e9f9f7f4")
-SOURCE = Source(FOLDER, (
-    REPO.file("alboranSST_small.nc", "SmallExample/alboranSST_small.nc",
-              "d1ccbab330642e47c9c23df046333ce2df2eb30c346acc4d3b806047ddc29e3b", 2664972),
-))
 DATASETS = (
     DatasetSpec("alboran_sst", "Alboran Sea satellite SST, clouds missing, 22,186 sea pixels, daily May 2017 (DINEOF)",
                 read_alboran_sst, SOURCE),

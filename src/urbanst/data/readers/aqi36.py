@@ -14,6 +14,18 @@ from urbanst.errors import UrbanstError
 FOLDER = "aqi36_beijing_pm25"
 TEST_MONTHS = [3, 6, 9, 12]
 
+REPO = Repo("LMZZML/PriSTI", "8ba37cc1a84cf706e767ae071101b3f02c921c9a")
+SOURCE = Source(FOLDER, (
+    REPO.file("pm25_ground.txt", "data/pm25/SampleData/pm25_ground.txt",
+              "8f77b738ae4c50621705a308e606e6229564ad7ad20358986bd6031355f0ab5f", 1098878),
+    REPO.file("pm25_missing.txt", "data/pm25/SampleData/pm25_missing.txt",
+              "3f991eab5bbc5e644e61360e6b71ce45179c86cf650b3bb9a53771d8f9953fe3", 1022029),
+    REPO.file("pm25_latlng.txt", "data/pm25/SampleData/pm25_latlng.txt",
+              "a7423dafe4ecdec5ba04b4b6b047a53df1b9c04aed0a2957f1c698761715d7c1", 958),
+    REPO.file("pm25_meanstd.pk", "data/pm25/pm25_meanstd.pk",
+              "ed6413f7222e4a61446ee1cef9c3fa58eb194eac8ddee8bb503a80a52c5b2629", 778),
+))
+
 NOTES = """\
 Urban Air / ST-MVL PM2.5 (ug/m3, capped at 500) as used by BRITS, GRIN, CSDI and PriSTI. observed_mask = present in
 pm25_ground.txt. eval_mask = present in ground but absent from pm25_missing.txt (35,737 cells, 11.3%): the published
@@ -51,17 +63,6 @@ def read_aqi36(folder: Path) -> STData:
     )
 
 
-REPO = Repo("LMZZML/PriSTI", "8ba37cc1a84cf706e767ae071101b3f02c921c9a")
-SOURCE = Source(FOLDER, (
-    REPO.file("pm25_ground.txt", "data/pm25/SampleData/pm25_ground.txt",
-              "8f77b738ae4c50621705a308e606e6229564ad7ad20358986bd6031355f0ab5f", 1098878),
-    REPO.file("pm25_missing.txt", "data/pm25/SampleData/pm25_missing.txt",
-              "3f991eab5bbc5e644e61360e6b71ce45179c86cf650b3bb9a53771d8f9953fe3", 1022029),
-    REPO.file("pm25_latlng.txt", "data/pm25/SampleData/pm25_latlng.txt",
-              "a7423dafe4ecdec5ba04b4b6b047a53df1b9c04aed0a2957f1c698761715d7c1", 958),
-    REPO.file("pm25_meanstd.pk", "data/pm25/pm25_meanstd.pk",
-              "ed6413f7222e4a61446ee1cef9c3fa58eb194eac8ddee8bb503a80a52c5b2629", 778),
-))
 DATASETS = (
     DatasetSpec("aqi36", "Beijing PM2.5, 36 stations, hourly May 2014 - Apr 2015, with the published eval mask",
                 read_aqi36, SOURCE),

@@ -16,6 +16,16 @@ SPLITS = ("trn", "val", "tst")
 # Order of STHSL's dataProcessing_CHI.py offenseMap; not checked against the raw events here (CHI_Crime.csv absent).
 CATEGORIES = ["THEFT", "BATTERY", "ASSAULT", "CRIMINAL DAMAGE"]
 
+REPO = Repo("akaxlh/ST-SHN", "0a5f1adf907e91212a0b0e252a59fb3e379a975b")
+SOURCE = Source(FOLDER, (
+    REPO.file("trn.pkl", "Datasets/CHI_crime/trn.pkl",
+              "2a54c528a79031ba13ce17ca3002cd608557bd62bef8fae3285a5fb437100fca", 3274157),
+    REPO.file("val.pkl", "Datasets/CHI_crime/val.pkl",
+              "636012a59d246d6b9d54cc818c527e85db0c3fef4e0dd20318a22b086553bbbf", 161452),
+    REPO.file("tst.pkl", "Datasets/CHI_crime/tst.pkl",
+              "a86ac4a08b9c2c7c17bd53a79254354d3e80d25369e0023cc8f18e23bd2957f2", 494764),
+))
+
 NOTES = """\
 Daily crime counts 2016-01-01 .. 2017-12-31, about 3 km x 3 km cells, 14 rows (from the south) x 12 columns (from the
 west), unit = row * 12 + col. The pickles store (row, col, day, category). Channel order NOT verified here: names follow
@@ -40,15 +50,6 @@ def read_chi_crime(folder: Path) -> STData:
     )
 
 
-REPO = Repo("akaxlh/ST-SHN", "0a5f1adf907e91212a0b0e252a59fb3e379a975b")
-SOURCE = Source(FOLDER, (
-    REPO.file("trn.pkl", "Datasets/CHI_crime/trn.pkl",
-              "2a54c528a79031ba13ce17ca3002cd608557bd62bef8fae3285a5fb437100fca", 3274157),
-    REPO.file("val.pkl", "Datasets/CHI_crime/val.pkl",
-              "636012a59d246d6b9d54cc818c527e85db0c3fef4e0dd20318a22b086553bbbf", 161452),
-    REPO.file("tst.pkl", "Datasets/CHI_crime/tst.pkl",
-              "a86ac4a08b9c2c7c17bd53a79254354d3e80d25369e0023cc8f18e23bd2957f2", 494764),
-))
 DATASETS = (
     DatasetSpec("chi_crime", "Chicago crime counts, 14x12 grid, daily 2016-2017, 4 categories (ST-SHN)",
                 read_chi_crime, SOURCE),

@@ -14,6 +14,18 @@ from urbanst.errors import UrbanstError
 
 FOLDER = "los_loop_tgcn"
 
+REPO = Repo("lehaifeng/T-GCN", "219a2346f5bf68d54d91a948e7a41a08f9edc46b")
+SOURCE = Source(FOLDER, (
+    REPO.file("los_speed.csv", "data/los_speed.csv",
+              "7b732d86ae32b2930595becba28aff39dacbfb2197e250fc0332e1744ce2cbf4", 3402125),
+    REPO.file("los_adj.csv", "data/los_adj.csv",
+              "7a6eb41e10677992b5af50f5ab187c6c05c5c3a92cb973950cfddbf857361e76", 111686),
+    REPO.file("graph_sensor_locations.csv", "STGC-GNN/data/METR-LA/graph_sensor_locations.csv",
+              "eb8ea96e07358b45d0e4ba3b89c2673fa20c54af50150249e627389e749ade6f", 6341),
+    REPO.file("metr_la_adj_mx.pkl", "STGC-GNN/data/METR-LA/adj_mx.pkl",
+              "64997ab26db6ffdd2f6d57c8c12da6aedcb3efc2729b46ab4cc48e8c7ad1e5e8", 177422),
+))
+
 NOTES = """\
 Speed (mph) at 207 Los Angeles highway loop detectors (the METR-LA sensors), 7 days x 288 five-minute steps from
 2012-03-01 00:00 (start per the T-GCN paper; weekend dip on days 3-4 = Sat/Sun fits). A zero speed is a missing reading
@@ -47,17 +59,6 @@ def read_la_loop(folder: Path) -> STData:
     )
 
 
-REPO = Repo("lehaifeng/T-GCN", "219a2346f5bf68d54d91a948e7a41a08f9edc46b")
-SOURCE = Source(FOLDER, (
-    REPO.file("los_speed.csv", "data/los_speed.csv",
-              "7b732d86ae32b2930595becba28aff39dacbfb2197e250fc0332e1744ce2cbf4", 3402125),
-    REPO.file("los_adj.csv", "data/los_adj.csv",
-              "7a6eb41e10677992b5af50f5ab187c6c05c5c3a92cb973950cfddbf857361e76", 111686),
-    REPO.file("graph_sensor_locations.csv", "STGC-GNN/data/METR-LA/graph_sensor_locations.csv",
-              "eb8ea96e07358b45d0e4ba3b89c2673fa20c54af50150249e627389e749ade6f", 6341),
-    REPO.file("metr_la_adj_mx.pkl", "STGC-GNN/data/METR-LA/adj_mx.pkl",
-              "64997ab26db6ffdd2f6d57c8c12da6aedcb3efc2729b46ab4cc48e8c7ad1e5e8", 177422),
-))
 DATASETS = (
     DatasetSpec("la_loop", "Los Angeles loop-detector speed, 207 sensors, 5-min, 2012-03-01..07 (T-GCN)",
                 read_la_loop, SOURCE),

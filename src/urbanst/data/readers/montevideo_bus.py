@@ -13,6 +13,12 @@ from urbanst.data.declaration import DatasetSpec, Repo, Source
 
 FOLDER = "montevideo_bus_pgt"
 
+REPO = Repo("benedekrozemberczki/pytorch_geometric_temporal", "adefe44265ad8faf239fd6cf3b59b95ca3ee60aa")
+SOURCE = Source(FOLDER, (
+    REPO.file("montevideo_bus.json", "dataset/montevideo_bus.json",
+              "37d9c6286d474077b5c05173c1570c4da42c387013116daa8862c7a6cab86a75", 3131884),
+))
+
 NOTES = """\
 Hourly passengers boarding at 675 stops of 11 STM bus lines, raw counts (the PyG-T loader z-scores them; we do not).
 Index 0 is taken as 2020-10-01 00:00 local time (weekend dips on days 3-4 and the Monday 12 October holiday fit).
@@ -47,11 +53,6 @@ def read_montevideo_bus(folder: Path) -> STData:
     )
 
 
-REPO = Repo("benedekrozemberczki/pytorch_geometric_temporal", "adefe44265ad8faf239fd6cf3b59b95ca3ee60aa")
-SOURCE = Source(FOLDER, (
-    REPO.file("montevideo_bus.json", "dataset/montevideo_bus.json",
-              "37d9c6286d474077b5c05173c1570c4da42c387013116daa8862c7a6cab86a75", 3131884),
-))
 DATASETS = (
     DatasetSpec("montevideo_bus", "Montevideo bus-stop passenger inflow, 675 stops, hourly October 2020 (PyG-T)",
                 read_montevideo_bus, SOURCE),

@@ -14,6 +14,16 @@ from urbanst.errors import UrbanstError
 FOLDER = "nyc_bike1_stssl"
 END = "2014-09-30 23:00"  # BikeNYC ends here; ST-SSL's test split is its last 864 hours (36 days)
 
+REPO = Repo("Echo-Ji/ST-SSL", "b3f3dfc48d12524c207cc89f4e242cb8aac081c0")
+SOURCE = Source(FOLDER, (  # no train.npz: the repository holds it in Git LFS only
+    REPO.file("adj_mx.npz", "data/NYCBike1/adj_mx.npz",
+              "21e7556c2a05cbd41312154fc82ca07539b51be3299a9c53f5d19f676ba487ec", 631),
+    REPO.file("val.npz", "data/NYCBike1/val.npz",
+              "5a01b775da98029da9e6db10932f85fa295c82d173602c8fe677956fd3a394ac", 1781472),
+    REPO.file("test.npz", "data/NYCBike1/test.npz",
+              "076c2062e4fc8c8fd14a48262ded5aecb40704cf6969a5c6c7c358da34699378", 3542679),
+))
+
 NOTES = """\
 Evaluation / transfer target only: ST-SSL's train split is absent, so there is NO training split here.
 Rebuilt from the val and test windows (x offsets -73..-69, -49..-45, -25..-21, -3..0 h; y = +1 h): the first val
@@ -59,15 +69,6 @@ def read_nyc_bike_grid(folder: Path) -> STData:
     )
 
 
-REPO = Repo("Echo-Ji/ST-SSL", "b3f3dfc48d12524c207cc89f4e242cb8aac081c0")
-SOURCE = Source(FOLDER, (  # no train.npz: the repository holds it in Git LFS only
-    REPO.file("adj_mx.npz", "data/NYCBike1/adj_mx.npz",
-              "21e7556c2a05cbd41312154fc82ca07539b51be3299a9c53f5d19f676ba487ec", 631),
-    REPO.file("val.npz", "data/NYCBike1/val.npz",
-              "5a01b775da98029da9e6db10932f85fa295c82d173602c8fe677956fd3a394ac", 1781472),
-    REPO.file("test.npz", "data/NYCBike1/test.npz",
-              "076c2062e4fc8c8fd14a48262ded5aecb40704cf6969a5c6c7c358da34699378", 3542679),
-))
 DATASETS = (
     DatasetSpec("nyc_bike_grid", "NYC Citi Bike in/out flow, 16x8 grid, hourly Aug-Sep 2014 (NYCBike1 val+test only)",
                 read_nyc_bike_grid, SOURCE),

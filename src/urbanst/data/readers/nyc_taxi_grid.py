@@ -29,6 +29,15 @@ def year_file(year: int) -> str:
     return f"NYC{year % 100}_Taxi_M16x8_T60_InOut.h5"
 
 
+REPO = Repo("pengzhangzhi/spatial-temporal-transformer", "b17760e01eb08b9b4340e9dd6cbc7cd3caac2b97")
+SOURCE = Source(FOLDER, tuple(
+    REPO.file(year_file(year), f"data/TaxiNYC/{year_file(year)}", sha256, size)
+    for year, (sha256, size) in YEAR_FILES.items()
+) + (
+    REPO.file("NY_Holiday.txt", "data/TaxiNYC/NY_Holiday.txt",
+              "2133c7c1febb111e5a6a6718989d26f621a2550ff3e10657e0b9119dcfdf1cb8", 656),
+))
+
 NOTES = """\
 Five yearly files joined into one hourly series 2010-01-01 00:00 .. 2014-12-31 23:00 (local clock time).
 Rows sharing a time stamp (month boundaries; 2013-2014 spring heavily) hold partial counts from two monthly source
@@ -72,14 +81,6 @@ def read_nyc_taxi_grid(folder: Path) -> STData:
     )
 
 
-REPO = Repo("pengzhangzhi/spatial-temporal-transformer", "b17760e01eb08b9b4340e9dd6cbc7cd3caac2b97")
-SOURCE = Source(FOLDER, tuple(
-    REPO.file(year_file(year), f"data/TaxiNYC/{year_file(year)}", sha256, size)
-    for year, (sha256, size) in YEAR_FILES.items()
-) + (
-    REPO.file("NY_Holiday.txt", "data/TaxiNYC/NY_Holiday.txt",
-              "2133c7c1febb111e5a6a6718989d26f621a2550ff3e10657e0b9119dcfdf1cb8", 656),
-))
 DATASETS = (
     DatasetSpec("nyc_taxi_grid", "NYC taxi new/end flow, 16x8 grid, hourly 2010-2014 (TaxiNYC, STREED-Net)",
                 read_nyc_taxi_grid, SOURCE),
