@@ -43,6 +43,7 @@ FORMAT_VERSION = 1
 
 
 def to_stdata(raw: Raw, path: Path, name: str, city: str, unit, kind: str) -> STData:
+    """The validated dataset of an import: values as float32, units from the file or from ``unit``."""
     values = raw.values
     finite64 = np.isfinite(values)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -82,6 +83,7 @@ def to_stdata(raw: Raw, path: Path, name: str, city: str, unit, kind: str) -> ST
 
 
 def import_meta(data: STData, raw: Raw, path: Path, kind: str) -> dict:
+    """The ``meta.json`` of an import: what it holds, where it came from, what became masked."""
     import urbanst
 
     T, N, C = data.shape
@@ -120,6 +122,7 @@ def import_meta(data: STData, raw: Raw, path: Path, kind: str) -> dict:
 
 
 def write_imported(data: STData, meta: dict, folder: Path, overwrite: bool) -> None:
+    """Write ``data.npz`` and ``meta.json`` into a staging folder, then rename it to ``folder``."""
     parent = folder.parent
     staging_root = parent / STAGING_FOLDER
     staging_root.mkdir(parents=True, exist_ok=True)
