@@ -11,7 +11,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, Sampler
@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Sampler
 from urbanst.data.windows import GroupedBatches, MultiWindows, collate_batch
 from urbanst.engine.lightning_module import STModule
 from urbanst.errors import UrbanstError
+from urbanst.progress import bar
 
 
 @dataclass
@@ -36,7 +37,7 @@ class TrainConfig:
     seed: int = 0
     resume: str | None = None
     output: Path | None = None  # checkpoints/ and logs/ go here
-    progress: bool = True
+    progress: bool = True  # one line while training (a bar on a terminal), one that stays when done
 
 
 @dataclass
@@ -84,6 +85,73 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise
 
 
+class TrainingLine(ProgressBar):
+    """Lightning's progress display as one line: the model, a bar, the epoch, time spent and left, the last
+    validation score; when training ends, one line that stays: epochs, time, best score and why it stopped.
+
+    Time left is the sooner of the end of the time budget and the end of the last epoch at the pace so far
+    (early stopping may end training sooner still); the bar is the share of that time already spent."""
+
+    def __init__(self, time_budget: float | None = None):
+        super().__init__()
+        self.time_budget = time_budget
+        self.enabled = True
+
+    def disable(self) -> None:  # Lightning disables it on every process but the first
+        self.enabled = False
+
+    def enable(self) -> None:
+        self.enabled = True
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.started, self.first_epoch = time.perf_counter(), trainer.current_epoch
+        self.line = bar(None, pl_module.model.name, enabled=self.enabled, total=1.0)
+        self.line.bar_format = f"{{desc}}  {{bar:20}}  epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+        self.line.refresh()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.line.disable:
+            return
+        epochs = trainer.current_epoch + (batch_idx + 1) / trainer.num_training_batches
+        spent = time.perf_counter() - self.started
+        left = spent * (trainer.max_epochs - epochs) / (epochs - self.first_epoch)
+        if self.time_budget:
+            left = min(left, max(0.0, self.time_budget - spent))
+        self.line.bar_format = (f"{{desc}}  {{bar:20}}  epoch {trainer.current_epoch + 1}/{trainer.max_epochs}, "
+                                f"{_clock(spent)} spent, {_clock(left)} left{_score(trainer, pl_module)}")
+        self.line.update(spent / (spent + left) - self.line.n)  # redrawn at most every 0.1 s
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.line.close()
+        if not self.enabled:
+            return
+        spent = time.perf_counter() - self.started
+        best = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+        score = "" if best is None else f", best {_score_name(pl_module)} {float(best):.4g}"
+        if trainer.early_stopping_callback and trainer.early_stopping_callback.stopped_epoch:
+            why = " (stopped early: no better validation score)"
+        elif self.time_budget and spent >= self.time_budget:
+            why = " (time budget spent)"
+        else:
+            why = ""
+        print(f"{pl_module.model.name}: trained {trainer.current_epoch - self.first_epoch} epoch(s) in {_clock(spent)}"
+              f"{score}{why}", flush=True)
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes}:{seconds:02d}"
+
+
+def _score_name(pl_module) -> str:
+    return "validation MAE" if pl_module.objective == "regression" else "validation loss"
+
+
+def _score(trainer, pl_module) -> str:
+    value = trainer.callback_metrics.get("val_score")
+    return "" if value is None else f", {_score_name(pl_module)} {float(value):.4g}"
+
+
 def train_loader(windows, batch_size: int, seed: int) -> DataLoader:
     if isinstance(windows, MultiWindows):
         return DataLoader(windows, batch_sampler=GroupedBatches(windows, batch_size, seed), collate_fn=collate_batch)
@@ -117,6 +185,8 @@ def train(model, train_windows, val_windows, cfg: TrainConfig, objective: str = 
         dirpath=root / "checkpoints", filename="last", save_on_train_epoch_end=True, enable_version_counter=False,
     )
     callbacks = [EarlyStopping(monitor="val_score", mode="min", patience=cfg.patience), checkpoint, last]
+    if cfg.progress:
+        callbacks.append(TrainingLine(cfg.time_budget))
     logger = CSVLogger(str(root), name="logs", version=_log_version(root / "logs", resuming=bool(cfg.resume)))
     trainer = _trainer(
         max_epochs=cfg.max_epochs,
@@ -131,7 +201,8 @@ def train(model, train_windows, val_windows, cfg: TrainConfig, objective: str = 
         enable_model_summary=False,
         enable_checkpointing=True,
         # a share of the epoch, so that it holds when DDP gives each process a part of the batches
-        val_check_interval=min(1.0, cfg.val_every / len(train_dl)),
+        val_check_interval=cfg.val_every / len(train_dl) if cfg.val_every < len(train_dl) else None,
+        log_every_n_steps=min(50, len(train_dl)),
         gradient_clip_val=5.0,
         num_sanity_val_steps=0,
         plugins=[AtomicCheckpointIO()],
