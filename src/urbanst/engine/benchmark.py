@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from urbanst.data.splits import SplitRule
 from urbanst.engine.adapt import check_adaptable
 from urbanst.engine.experiment import ExperimentConfig, backbone_options, check_task, prepare, run_model, trained_on
 from urbanst.engine.train import TrainConfig
@@ -18,48 +17,16 @@ from urbanst.models.registry import model_class
 MODEL_GROUPS = {"seasonal": ["seasonal_day", "seasonal_week"], "naive": ["last", "seasonal_day", "seasonal_week"]}
 
 
-@dataclass
-class BenchmarkConfig:
-    dataset: str
+@dataclass(kw_only=True)
+class BenchmarkConfig(ExperimentConfig):
+    """One protocol (the :class:`ExperimentConfig` fields) for several models, and how to train them."""
+
     models: list[str]
-    task: str = "forecast"
-    history: int | None = None  # None: the task's default (see urbanst.tasks.make_task)
-    horizon: int | None = None
-    split: SplitRule = field(default_factory=SplitRule)
-    shots: str = "full"
-    few_ratio: float | None = None
-    sources: list[str] = field(default_factory=list)
-    seed: int = 0
-    batch_size: int = 64
-    time_budget: float | None = None  # seconds of training per model trained by gradient
-    max_epochs: int = 50
+    training: TrainConfig = field(default_factory=TrainConfig)  # its batch size and seed are the protocol's
     output: Path | None = None
-    data_dir: str | None = None
     progress: bool = True
     # backbone / backbone_layers / backbone_policy for the models with a language-model backbone; others ignore them
-    backbone: dict = field(default_factory=dict)
-    task_options: dict = field(default_factory=dict)  # e.g. {"threshold": 5} for classify
-    tta_steps: int = 0  # test-time adaptation of the trained models (baselines never adapt)
-    tta_lr: float | None = None
-
-    def experiment(self, shots: str | None = None) -> ExperimentConfig:
-        transfer = (shots or self.shots) != "full"
-        return ExperimentConfig(
-            dataset=self.dataset,
-            task=self.task,
-            history=self.history,
-            horizon=self.horizon,
-            split=self.split,
-            shots=shots or self.shots,
-            few_ratio=self.few_ratio if transfer else None,
-            sources=self.sources if transfer else [],
-            seed=self.seed,
-            batch_size=self.batch_size,
-            data_dir=self.data_dir,
-            task_options=self.task_options,
-            tta_steps=self.tta_steps,
-            tta_lr=self.tta_lr,
-        )
+    backbone_settings: dict = field(default_factory=dict)
 
 
 def expand_models(names: list[str]) -> list[str]:
@@ -84,20 +51,15 @@ def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
         check_task(model_class(name), cfg.task)
         if cfg.tta_steps and model_class(name).family != "baseline":
             check_adaptable(model_class(name))
-    transfer = prepare(cfg.experiment())
-    target_own = prepare(cfg.experiment("full")) if cfg.shots != "full" else transfer
+    transfer = prepare(cfg)
+    target_own = prepare(replace(cfg, shots="full", few_ratio=None, sources=[])) if cfg.shots != "full" else transfer
     target_own = replace(target_own, config=replace(target_own.config, tta_steps=0))
     records, samples = [], {}
     for name in models:
         prepared = target_own if model_class(name).family == "baseline" else transfer
-        train_cfg = TrainConfig(
-            max_epochs=cfg.max_epochs,
-            batch_size=cfg.batch_size,
-            time_budget=cfg.time_budget,
-            output=None if cfg.output is None else Path(cfg.output) / "runs" / name,
-            progress=cfg.progress,
-        )
-        options = backbone_options(model_class(name), cfg.backbone)
+        output = None if cfg.output is None else Path(cfg.output) / "runs" / name
+        train_cfg = replace(cfg.training, batch_size=cfg.batch_size, output=output, progress=cfg.progress)
+        options = backbone_options(model_class(name), cfg.backbone_settings)
         model, record, evaluation, _ = run_model(name, prepared, train_cfg, progress=cfg.progress, **options)
         if record is None:  # a non-zero rank of a distributed run
             return []

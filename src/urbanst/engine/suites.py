@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from urbanst.data.splits import SplitRule
 from urbanst.engine.benchmark import BenchmarkConfig, expand_models
+from urbanst.engine.train import TrainConfig
 from urbanst.models.registry import model_class
 
 FORECAST_BASELINES = ("ha", "last", "seasonal_day", "seasonal_week", "ridge")
@@ -68,9 +68,9 @@ class Entry:
         """The ``urbanst benchmark`` settings of this entry (the same run as the command with these flags)."""
         return BenchmarkConfig(
             dataset=self.dataset, models=list(self.models), task=self.task, history=self.history, horizon=self.horizon,
-            split=SplitRule(), shots=self.shots, few_ratio=self.few_ratio, sources=list(self.sources), seed=seed,
-            batch_size=self.batch_size, time_budget=self.time_budget, max_epochs=self.max_epochs, output=output,
-            data_dir=data_dir, progress=progress, task_options=dict(self.task_options),
+            shots=self.shots, few_ratio=self.few_ratio, sources=list(self.sources), seed=seed, batch_size=self.batch_size,
+            data_dir=data_dir, task_options=dict(self.task_options), output=output, progress=progress,
+            training=TrainConfig(max_epochs=self.max_epochs, time_budget=self.time_budget),
         )
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from urbanst.cli import main
+
+sys.exit(main())
