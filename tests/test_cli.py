@@ -283,3 +283,87 @@ def test_models_info_counts_parts_and_the_freezing_policy(capsys, tmp_path):
     pfa = totals("st_llm", "--freeze", "pfa:1", "--lm-layers", "1")
     assert frozen[1] == pfa[1]  # the same model, only the policy differs
     assert frozen[0] < pfa[0] < pfa[1]
+
+
+# ----------------------------------------------------------------------------------------
+# flags and YAML into the typed configurations
+# ----------------------------------------------------------------------------------------
+def test_flags_fill_the_benchmark_config_and_its_training(tmp_path):
+    from urbanst.cli import parse_args
+    from urbanst.cli.configs import config
+    from urbanst.data.splits import SplitRule
+    from urbanst.engine.benchmark import BenchmarkConfig
+    from urbanst.engine.train import TrainConfig
+
+    args = parse_args(["benchmark", "--dataset", "nyc_taxi", "--models", "last,stid", "--shots", "zero",
+                       "--source", "nyc_bike", "--split", "60/20/20", "--lr", "0.01", "--patience", "2",
+                       "--devices", "2", "--strategy", "ddp", "--time-budget", "30", "--lm-layers", "2",
+                       "--output", str(tmp_path)])
+    cfg = config(BenchmarkConfig, args, training=config(TrainConfig, args))
+    assert (cfg.dataset, cfg.models, cfg.shots, cfg.sources, cfg.split) == (
+        "nyc_taxi", ["last", "stid"], "zero", ["nyc_bike"], SplitRule(0.6, 0.2))
+    assert (cfg.training.lr, cfg.training.patience, cfg.training.devices, cfg.training.strategy,
+            cfg.training.time_budget) == (0.01, 2, 2, "ddp", 30.0)
+    assert cfg.backbone_settings == {"backbone": None, "backbone_layers": 2, "backbone_policy": None}
+    assert cfg.output == tmp_path
+
+
+def test_yaml_settings_fill_the_same_config_and_flags_win(tmp_path):
+    from urbanst.cli import parse_args
+    from urbanst.cli.configs import config
+    from urbanst.engine.experiment import ExperimentConfig
+
+    path = tmp_path / "run.yaml"
+    path.write_text("dataset: chi_crime\ntask: classify\nevent_threshold: 3\nhorizon: 1\nsource: [a, b]\n"
+                    "future_exogenous: true\nbatch_size: 16\nmodels: [last, logistic]\n")
+    args = parse_args(["benchmark", "--config", str(path), "--batch-size", "32"])
+    assert args.models == ["last", "logistic"]
+    cfg = config(ExperimentConfig, args, shots="zero")
+    assert (cfg.dataset, cfg.task, cfg.horizon, cfg.sources, cfg.batch_size) == ("chi_crime", "classify", 1, ["a", "b"], 32)
+    assert cfg.task_options == {"future_exogenous": True, "threshold": 3.0}
+
+
+# ----------------------------------------------------------------------------------------
+# what reaches the terminal
+# ----------------------------------------------------------------------------------------
+def test_library_chatter_is_held_back_unless_verbose_and_our_warnings_are_one_line(capsys):
+    import logging
+    import warnings
+
+    from urbanst.cli.quiet import PACKAGE, quiet_libraries
+
+    def speak():
+        logging.getLogger("lightning.pytorch.utilities.rank_zero").warning("GPU available: False")
+        warnings.warn_explicit("LeafSpec is deprecated", FutureWarning, "/elsewhere/lightning/_pytree.py", 21)
+        warnings.warn_explicit("region data without adjacency", UserWarning, str(PACKAGE / "models" / "x.py"), 7)
+
+    handler = logging.StreamHandler()  # the stream of this test's capture
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addHandler(handler)
+    try:
+        with quiet_libraries():
+            speak()
+        quiet = capsys.readouterr()
+        with pytest.warns(FutureWarning, match="LeafSpec"), quiet_libraries(verbose=True):  # shown as before
+            speak()
+        loud = capsys.readouterr()
+    finally:
+        logging.getLogger("lightning.pytorch.utilities.rank_zero").removeHandler(handler)
+    assert quiet.err == "urbanst: warning: region data without adjacency\n" and quiet.out == ""
+    assert loud.err == "GPU available: False\nurbanst: warning: region data without adjacency\n"
+
+
+def test_fit_prints_one_line_per_trained_model_and_no_library_notices(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "urbanst.cli", "fit", "--dataset", "synthetic_grid", "--model", "stid",
+            "--option", "embed_dim=8", "--option", "num_layers=1", "--max-epochs", "1", "--batch-size", "256",
+            "--output", str(tmp_path / "run"), "--data-dir", str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    quiet = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert not re.search(r"GPU available|Tip:|[Ww]arning|deprecated|eval mode|Trainer", quiet.stderr), quiet.stderr
+    assert re.search(r"^stid: trained 1 epoch\(s\) in \d+:\d\d, best validation MAE [\d.]+$", quiet.stdout, re.M)
+    loud = subprocess.run(argv[:3] + ["--verbose"] + argv[3:], capture_output=True, text=True, env=env, timeout=300)
+    assert loud.returncode == 0 and "GPU available" in loud.stderr

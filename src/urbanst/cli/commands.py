@@ -16,20 +16,22 @@ from urbanst.io import write_json_atomic
 
 def demo(args) -> int:
     print("urbanst demo: baselines and STID on the synthetic city (synthetic_grid), 12 steps in, 12 out")
-    cfg = BenchmarkConfig(dataset="synthetic_grid", models=["ha", "last", "seasonal", "ridge", "stid"],
-                          training=TrainConfig(time_budget=60), output=args.output)
-    print_records(run_benchmark(cfg))
-    print(f"results written to {args.output}/")
-    return 0
+    return _benchmark(BenchmarkConfig(dataset="synthetic_grid", models=["ha", "last", "seasonal", "ridge", "stid"],
+                                      training=TrainConfig(time_budget=60), output=args.output))
 
 
 def benchmark(args) -> int:
-    cfg = config(BenchmarkConfig, args, training=config(TrainConfig, args))
+    return _benchmark(config(BenchmarkConfig, args, training=config(TrainConfig, args)))
+
+
+def _benchmark(cfg: BenchmarkConfig) -> int:
     records = run_benchmark(cfg)
-    if records:
+    if records:  # none on the other processes of a distributed run
         print_records(records)
         if cfg.output:
-            print(f"results written to {cfg.output}/ (results.json, results.md, error_per_step.png, forecasts.png)")
+            trained = ", trained models in runs/<model>/model" if any(r["family"] != "baseline" for r in records) else ""
+            print(f"results written to {cfg.output}/: results.json, results.md, error_per_step.png, "
+                  f"forecasts.png{trained}")
     return 0
 
 

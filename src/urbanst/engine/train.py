@@ -130,7 +130,7 @@ class TrainingLine(ProgressBar):
         score = "" if best is None else f", best {_score_name(pl_module)} {float(best):.4g}"
         if trainer.early_stopping_callback and trainer.early_stopping_callback.stopped_epoch:
             why = " (stopped early: no better validation score)"
-        elif self.time_budget and spent >= self.time_budget:
+        elif self.time_budget and trainer.current_epoch < trainer.max_epochs:
             why = " (time budget spent)"
         else:
             why = ""
