@@ -99,10 +99,10 @@ def test_gate_shapes_and_ablations(air, tiny_bert):
     gate = model.encoder.last_gate
     assert fused.shape == gate.shape == (3, 12, 4, model.config.hidden)
     assert ((gate > 0) & (gate < 1)).all()
-    assert model(batch).shape == (3, 6, 4, 2)
+    assert model(batch).prediction.shape == (3, 6, 4, 2)
     for name, graph in (("airgpt_static", "static"), ("airgpt_dynamic", "dynamic")):
         ablation = build(air, tiny_bert, name)
-        assert ablation.config.graph == graph and ablation(batch).shape == (3, 6, 4, 2)
+        assert ablation.config.graph == graph and ablation(batch).prediction.shape == (3, 6, 4, 2)
         assert (ablation.encoder.w_st is None) == (graph == "dynamic") and (ablation.encoder.w_dy is None) == (graph == "static")
 
 
@@ -113,7 +113,7 @@ def test_dynamic_graph_needs_wind(tiny_bert):
         model_class("airgpt").build(task.data_spec(data), backbone=tiny_bert)
     static = model_class("airgpt_static").build(task.data_spec(data), backbone=tiny_bert)
     batch = task.windows(data, task.fit_scaler(data))["test"].__getitems__([0])
-    assert static(batch).shape == (1, 3, 4, 2)
+    assert static(batch).prediction.shape == (1, 3, 4, 2)
 
 
 def test_save_load_same_forecast_and_frozen_lm_not_saved(air, tiny_bert, tmp_path):
@@ -121,7 +121,7 @@ def test_save_load_same_forecast_and_frozen_lm_not_saved(air, tiny_bert, tmp_pat
     batch = air[2]["test"].__getitems__([0, 5])
     model.save_pretrained(tmp_path / "m")
     loaded = STModel.from_pretrained(tmp_path / "m").eval()
-    torch.testing.assert_close(loaded(batch), model(batch))
+    torch.testing.assert_close(loaded(batch).prediction, model(batch).prediction)
     saved = json.loads((tmp_path / "m" / "config.json").read_text())["config"]
     assert saved["sigma_km"] > 0 and saved["graph"] == "both"
     assert not any(k.startswith("backbone.") for k in model.state_to_save())

@@ -21,7 +21,7 @@ from urbanst.backbones import (
     parse_policy,
     save_adapter,
     save_backbone,
-    state_to_save_with_backbone,
+    state_to_save,
     trainable_summary,
 )
 from urbanst.errors import UrbanstError
@@ -273,7 +273,7 @@ def test_state_to_save_holds_only_what_trains_and_reloads(family, policy, tmp_pa
         for param in model.backbone.parameters():
             if param.requires_grad:
                 param.add_(0.1 * torch.randn_like(param))
-    state = state_to_save_with_backbone(model, policy)
+    state = state_to_save(model)
     backbone_keys = {k.removeprefix("backbone.") for k in state if k.startswith("backbone.")}
     assert backbone_keys == expected_trained(family, policy, [n for n, _ in model.backbone.named_parameters()])
     assert {"head.weight", "head.bias"} <= set(state)

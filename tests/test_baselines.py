@@ -18,7 +18,6 @@ from urbanst.data.registry import load_dataset
 from urbanst.data.splits import SplitRule
 from urbanst.data.synthetic import make_city
 from urbanst.engine.benchmark import BenchmarkConfig, run_benchmark
-from urbanst.engine.evaluate import evaluate_forecast
 from urbanst.errors import UrbanstError
 from urbanst.models.base import STModel
 from urbanst.models.registry import model_class
@@ -54,7 +53,7 @@ def predict(model, windows) -> torch.Tensor:
     """Forecast of every window in original units."""
     model.eval()
     with torch.no_grad():
-        return model.scaler.inverse(model(all_windows(windows)))
+        return model.scaler.inverse(model(all_windows(windows)).prediction)
 
 
 def fitted(name: str, task: ForecastTask, data: STData, **options):
@@ -84,7 +83,7 @@ def test_last_value_is_the_last_observed_value_by_hand():
     mask[0, 1:, 1, 0] = False  # unit 1: only the first step observed -> 1
     mask[0, :, 2, 0] = False  # unit 2: nothing observed -> 0, the scaled mean
     model = LastValue(NaiveConfig(horizon=2))
-    out = model({"x": x, "input_mask": mask})
+    out = model({"x": x, "input_mask": mask}).prediction
     assert out.shape == (1, 2, 3, 1)
     assert out[0, :, :, 0].tolist() == [[3.0, 1.0, 0.0], [3.0, 1.0, 0.0]]
 
@@ -203,7 +202,7 @@ def test_ridge_beats_last_value_on_the_synthetic_city(small_city):
         model = model_class(name).build(task.data_spec(data))
         model.scaler = scaler
         model.fit_closed_form(windows["train"])
-        mae[name] = evaluate_forecast(model, windows["test"], batch_size=256, progress=False).metrics["mae"]
+        mae[name] = task.evaluate(model, windows["test"], batch_size=256, progress=False).metrics["mae"]
     assert mae["ridge"] < 0.8 * mae["last"], mae
 
 
@@ -211,7 +210,7 @@ def test_last_value_mae_matches_a_brute_force_computation(small_city):
     data, task, scaler, windows = small_city
     model = LastValue(NaiveConfig(horizon=task.horizon))
     model.scaler = scaler
-    metrics = evaluate_forecast(model, windows["test"], batch_size=100, progress=False).metrics
+    metrics = task.evaluate(model, windows["test"], batch_size=100, progress=False).metrics
     values, observed = data.values, data.observed_mask
     abs_err, count = 0.0, 0
     for o in windows["test"].origins.tolist():
@@ -380,7 +379,7 @@ def test_ridge_beats_last_value_on_five_weeks_of_nyc_bike(data_root):
         model = model_class(name).build(task.data_spec(data))
         model.scaler = scaler
         model.fit_closed_form(windows["train"])
-        metrics[name] = evaluate_forecast(model, windows["test"], batch_size=1024, progress=False).metrics
+        metrics[name] = task.evaluate(model, windows["test"], batch_size=1024, progress=False).metrics
     assert metrics["ridge"]["mae"] < 0.6 * metrics["last"]["mae"], metrics
     assert metrics["ridge"]["rmse"] < metrics["last"]["rmse"], metrics
 

@@ -66,7 +66,7 @@ def test_history_rate_by_hand():
         model = model_class("history_rate").build(spec, per_weekday=per_weekday)
         model.fit_closed_form(train)
         batch = windows["test"].__getitems__([0, 1])
-        prob = torch.sigmoid(model(batch))
+        prob = torch.sigmoid(model(batch).prediction)
         assert prob.shape == (2, 1, 3, 1)
         for b in range(2):
             day = int(batch["day_of_week"][b, 7])
@@ -103,7 +103,7 @@ def test_last_value_copies_the_last_event():
     assert model.config.task == "classify"
     batch = windows["test"].__getitems__(list(range(4)))
     batch["input_mask"][0, :, 2] = False  # nothing observed: probability 1/2
-    prob = torch.sigmoid(model(batch))
+    prob = torch.sigmoid(model(batch).prediction)
     assert prob.shape == (4, 3, 3, 1)
     last_event = batch["x_event"][:, -1].float()
     expected = torch.where(last_event > 0, 0.9999, 0.0001)

@@ -235,7 +235,7 @@ def spec(N: int, L: int = 5, **kw) -> DataSpec:
 
 def run(name: str, batch: dict, **kw) -> list[list[float]]:
     model = model_class(name).build(spec(batch["x"].shape[2], batch["x"].shape[1], **kw))
-    return model(batch)[0, :, :, 0].T.tolist()
+    return model(batch).prediction[0, :, :, 0].T.tolist()
 
 
 def test_locf_by_hand():
@@ -271,7 +271,7 @@ def test_idw_by_hand_on_the_equator_and_its_fallback():
     batch = window_batch([[NAN, NAN], [1, NAN], [4, NAN]])
     model = model_class("idw").build(spec(3, 2, coords=coords))
     model.mean.copy_(torch.tensor([[7.0], [8.0], [9.0]]))
-    out = model(batch)[0, :, :, 0]
+    out = model(batch).prediction[0, :, :, 0]
     assert out[0, 0].item() == pytest.approx((1 + 4 / 9) / (1 + 1 / 9), rel=1e-4)  # = 1.3
     assert out[1].tolist() == [7.0, 8.0, 9.0]  # nobody visible at step 1: each unit's training mean
 
@@ -279,10 +279,10 @@ def test_idw_by_hand_on_the_equator_and_its_fallback():
 def test_idw_from_adjacency_and_its_nearest_neighbours():
     adjacency = np.array([[0, 1, 3], [1, 0, 0], [3, 0, 0]], dtype=np.float32)
     batch = window_batch([[NAN], [2], [6]])
-    out = model_class("idw").build(spec(3, 1, adjacency=adjacency))(batch)[0, 0, :, 0]
+    out = model_class("idw").build(spec(3, 1, adjacency=adjacency))(batch).prediction[0, 0, :, 0]
     assert out[0].item() == pytest.approx((1 * 2 + 3 * 6) / 4)
     near = model_class("idw").build(spec(3, 1, adjacency=adjacency), neighbours=1)
-    assert near(batch)[0, 0, 0, 0].item() == pytest.approx(6.0)
+    assert near(batch).prediction[0, 0, 0, 0].item() == pytest.approx(6.0)
 
 
 def test_baselines_save_and_load(tmp_path):
@@ -291,4 +291,4 @@ def test_baselines_save_and_load(tmp_path):
     model.save_pretrained(tmp_path / "idw")
     again = STModel.from_pretrained(tmp_path / "idw")
     batch = window_batch([[NAN, 2], [1, NAN], [4, 5]])
-    assert torch.equal(model(batch), again(batch))
+    assert torch.equal(model(batch).prediction, again(batch).prediction)

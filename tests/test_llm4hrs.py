@@ -55,7 +55,7 @@ def test_output_shape_per_channel_and_unit(setup, gpt2_dir, bert_dir):
     for backbone in (gpt2_dir, bert_dir):
         model = build(setup, backbone)
         batch = batch_of(setup[3]["test"])
-        assert model(batch).shape == batch["x"].shape == (8, L, 12, 2)
+        assert model(batch).prediction.shape == batch["x"].shape == (8, L, 12, 2)
 
 
 def test_only_norms_positions_and_own_layers_train(setup, gpt2_dir):
@@ -94,7 +94,7 @@ def test_backward_branch_reads_the_time_reversed_series(setup, gpt2_dir):
 def test_spatial_chunks_cover_every_unit(setup, gpt2_dir):
     model = build(setup, gpt2_dir, spatial_chunk=5)  # 12 units -> 3 sequences of 4
     batch = batch_of(setup[3]["test"])
-    out = model(batch)
+    out = model(batch).prediction
     assert out.shape == (8, L, 12, 2) and torch.isfinite(out).all()
 
 
@@ -107,7 +107,7 @@ def test_loss_falls_and_beats_the_training_mean(setup, gpt2_dir):
     losses = []
     for step in range(120):
         batch = train.__getitems__(torch.randint(len(train), (16,)).tolist())
-        loss = model.training_loss(batch)
+        loss = task.loss(model, batch)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -130,7 +130,7 @@ def test_with_the_linear_prefill_an_untrained_model_is_linear_interpolation(setu
     hidden = batch["target_mask"] & batch["input_mask"].any(1, keepdim=True)
     assert hidden.any()
     for estimate in (fused, temporal, spatial):
-        assert torch.allclose(estimate[hidden], linear(batch)[hidden], atol=1e-4)
+        assert torch.allclose(estimate[hidden], linear(batch).prediction[hidden], atol=1e-4)
 
 
 def test_save_load_round_trip_keeps_only_trained_tensors(setup, gpt2_dir, tmp_path):
@@ -147,5 +147,5 @@ def test_save_load_round_trip_keeps_only_trained_tensors(setup, gpt2_dir, tmp_pa
     again = STModel.from_pretrained(tmp_path / "m").eval()
     batch = batch_of(setup[3]["test"])
     with torch.no_grad():
-        assert torch.allclose(model(batch), again(batch), atol=1e-6)
+        assert torch.allclose(model(batch).prediction, again(batch).prediction, atol=1e-6)
     assert again.scaler is not None

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from urbanst.data.synthetic import make_city
-from urbanst.engine.evaluate import evaluate_forecast
 from urbanst.engine.train import TrainConfig, train
 from urbanst.errors import UrbanstError
 from urbanst.models.base import STModel
 from urbanst.models.registry import model_class
-from urbanst.models.promptst import PromptST, PromptSTConfig, two_stage
+from urbanst.engine.stages import two_stage
+from urbanst.models.promptst import PromptST, PromptSTConfig
 from urbanst.tasks.forecast import ForecastTask
 
 SMALL = dict(d_model=16, num_heads=2)
@@ -47,7 +47,7 @@ def pretrained(city, tmp_path_factory):
     model = model_class("promptst").build(task.data_spec(data), **SMALL)
     model.scaler = scaler
     out = tmp_path_factory.mktemp("shared")
-    result = train(model, windows["train"], windows["val"], quick(max_epochs=6, output=out))
+    result = train(model, windows["train"], windows["val"], quick(max_epochs=6, output=out), task)
     return model, result
 
 
@@ -67,7 +67,7 @@ def test_forward_gives_scaled_forecasts_for_every_unit_and_attribute(city):
     model = model_class("promptst").build(task.data_spec(data), **SMALL)
     assert isinstance(model, PromptST) and model.config.attributes == list(data.attributes)
     batch = all_windows(windows["test"], 5)
-    out = model(batch)
+    out = model(batch).prediction
     assert out.shape == (5, task.horizon, data.num_units, data.num_channels)
     assert torch.isfinite(out).all()
 
@@ -82,9 +82,9 @@ def test_variants_keep_the_contract(city, options):
     data, task, scaler, windows = city
     model = model_class("promptst").build(task.data_spec(data), **SMALL, **options)
     batch = all_windows(windows["train"], 3)
-    assert model(batch).shape == (3, task.horizon, data.num_units, data.num_channels)
+    assert model(batch).prediction.shape == (3, task.horizon, data.num_units, data.num_channels)
     model.start_prompt_tuning(None)
-    loss = model.training_loss(batch)
+    loss = task.loss(model, batch)
     loss.backward()
     assert all(p.grad is None for n, p in model.named_parameters() if not n.startswith("prompts."))
 
@@ -122,8 +122,8 @@ def test_shared_stage_learns_and_beats_last(city, pretrained):
     assert len(losses) >= 3 and losses[-1] < 0.8 * losses[0], losses
     last = model_class("last").build(task.data_spec(data))
     last.scaler = scaler
-    mae = evaluate_forecast(model, windows["test"], progress=False).metrics["mae"]
-    mae_last = evaluate_forecast(last, windows["test"], progress=False).metrics["mae"]
+    mae = task.evaluate(model, windows["test"], progress=False).metrics["mae"]
+    mae_last = task.evaluate(last, windows["test"], progress=False).metrics["mae"]
     assert mae < 0.9 * mae_last, (mae, mae_last)
 
 
@@ -138,7 +138,7 @@ def test_prompt_tuning_changes_only_the_prompts_and_head_of_its_attribute(city, 
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith("prompts.a0.") for n in trainable)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    train(model, windows["train"], windows["val"], quick(max_epochs=2, lr=5e-3, output=tmp_path))
+    train(model, windows["train"], windows["val"], quick(max_epochs=2, lr=5e-3, output=tmp_path), task)
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     frozen = [k for k in before if not k.startswith("prompts.a0.")]
@@ -154,7 +154,7 @@ def test_prompt_loss_covers_only_the_tuning_attribute(city):
     batch = all_windows(windows["train"], 4)
     other = dict(batch, y=batch["y"].clone())
     other["y"][..., 0] += 100.0  # inflow targets moved: the outflow loss must not see it
-    assert torch.equal(model.training_loss(batch), model.training_loss(other))
+    assert torch.equal(task.loss(model, batch), task.loss(model, other))
 
 
 def test_start_prompt_tuning_resets_head_and_prompts_and_can_take_every_attribute(city):
@@ -193,9 +193,9 @@ def test_each_kind_of_prompt_changes_the_output_of_its_attribute_only(city, part
     model.start_prompt_tuning("inflow")
     batch = all_windows(windows["test"], 4)
     with torch.no_grad():
-        ref = model(batch)
+        ref = model(batch).prediction
         getattr(model.prompts.a0, part).add_(torch.randn_like(getattr(model.prompts.a0, part)))
-        out = model(batch)
+        out = model(batch).prediction
     assert (out[..., 0] - ref[..., 0]).abs().max() > 1e-3
     assert torch.equal(out[..., 1], ref[..., 1])  # outflow still runs the shared path
 
@@ -209,11 +209,11 @@ def test_prompts_switch_on_only_in_stage_prompt(city):
     with torch.no_grad():
         for p in model.prompts.parameters():
             p.normal_()
-        shared = model(batch)
+        shared = model(batch).prediction
         on = copy.deepcopy(model)
         on.config = dataclasses.replace(model.config, stage="prompt", prompt_attributes=["inflow"], tuning_attributes=[])
-        assert not torch.equal(on(batch)[..., 0], shared[..., 0])
-        assert torch.equal(on(batch)[..., 1], shared[..., 1])
+        assert not torch.equal(on(batch).prediction[..., 0], shared[..., 0])
+        assert torch.equal(on(batch).prediction[..., 1], shared[..., 1])
 
 
 def test_fit_init_starts_prompt_tuning(city):
@@ -233,12 +233,12 @@ def test_two_stage_helper_runs_both_stages(city, tmp_path):
     data, task, scaler, windows = city
     torch.manual_seed(0)
     model = model_class("promptst").build(task.data_spec(data), **SMALL)
-    first, second = two_stage(model, windows["train"], windows["val"], quick(max_epochs=1, output=tmp_path / "a"),
+    first, second = two_stage(model, windows["train"], windows["val"], task, quick(max_epochs=1, output=tmp_path / "a"),
                               quick(max_epochs=1, output=tmp_path / "b"), attribute="outflow")
     assert model.config.stage == "prompt" and model.config.tuning_attributes == ["outflow"]
     assert first.best_score is not None and second.best_score is not None
     with pytest.raises(UrbanstError, match="shared"):
-        two_stage(model, windows["train"], windows["val"], quick(), quick())
+        two_stage(model, windows["train"], windows["val"], task, quick(), quick())
 
 
 # ----------------------------------------------------------------------------------------
@@ -262,7 +262,7 @@ def test_save_load_round_trip_keeps_stage_prompts_and_predictions(city, pretrain
     batch = all_windows(windows["test"], 8)
     model.eval(), loaded.eval()
     with torch.no_grad():
-        assert torch.equal(model(batch), loaded(batch))
+        assert torch.equal(model(batch).prediction, loaded(batch).prediction)
     assert loaded.scaler is not None
 
 

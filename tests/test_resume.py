@@ -108,7 +108,7 @@ def test_kill_after_a_mid_epoch_checkpoint_resumes_exactly(tmp_path, monkeypatch
         model = build_model("stid", prepared, embed_dim=16, num_layers=1)
         cfg = engine_train.TrainConfig(max_epochs=2, batch_size=128, patience=50, val_every=3, output=output,
                                        resume=resume, progress=False)
-        result = engine_train.train(model, prepared.train_windows, prepared.val_windows, cfg)
+        result = engine_train.train(model, prepared.train_windows, prepared.val_windows, cfg, prepared.task)
         return model, result
 
     full_model, full_result = run(tmp_path / "full")

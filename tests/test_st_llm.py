@@ -39,7 +39,7 @@ def build(city, tiny_gpt2, **options):
 def test_forward_shape_and_parameters(city, tiny_gpt2):
     model = build(city, tiny_gpt2)
     batch = city[2]["train"].__getitems__([0, 1, 2])
-    assert model(batch).shape == (3, 6, 16, 2)
+    assert model(batch).prediction.shape == (3, 6, 16, 2)
     trainable = {n for n, p in model.backbone.named_parameters() if p.requires_grad}
     assert trainable == {n for n, _ in model.backbone.named_parameters()
                          if ".ln_" in n or n.endswith(("wpe.weight",)) or ".h.1.attn." in n or ".ln_f." in n}
@@ -47,20 +47,21 @@ def test_forward_shape_and_parameters(city, tiny_gpt2):
 
 
 def test_only_intended_parameters_train_and_the_loss_falls(city, tiny_gpt2):
+    task = city[0]
     model = build(city, tiny_gpt2, anchor=False)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     train = city[2]["train"]
     fixed = train.__getitems__(list(range(0, len(train), 12)))
     with torch.no_grad():
-        start = float(model.training_loss(fixed))
+        start = float(task.loss(model, fixed))
     for step in range(25):
         batch = train.__getitems__(list(range(step * 7 % (len(train) - 8), step * 7 % (len(train) - 8) + 8)))
         opt.zero_grad()
-        model.training_loss(batch).backward()
+        task.loss(model, batch).backward()
         opt.step()
     with torch.no_grad():
-        assert float(model.training_loss(fixed)) < 0.8 * start
+        assert float(task.loss(model, fixed)) < 0.8 * start
     for name, param in model.named_parameters():
         changed = not torch.equal(param, before[name])
         assert changed == param.requires_grad, name
@@ -73,7 +74,7 @@ def test_anchor_starts_at_seasonal_naive(city, tiny_gpt2):
     model = build(city, tiny_gpt2).eval()
     batch = city[2]["test"].__getitems__([0, 5])
     with torch.no_grad():
-        torch.testing.assert_close(model(batch), seasonal_anchor(batch, model.config.lags, 6))
+        torch.testing.assert_close(model(batch).prediction, seasonal_anchor(batch, model.config.lags, 6))
 
 
 def test_save_and_load_reference_the_backbone_by_path(city, tiny_gpt2, tmp_path):
@@ -92,7 +93,7 @@ def test_save_and_load_reference_the_backbone_by_path(city, tiny_gpt2, tmp_path)
     loaded = STModel.from_pretrained(tmp_path / "m").eval()
     batch = city[2]["test"].__getitems__([0, 1])
     with torch.no_grad():
-        torch.testing.assert_close(loaded(batch), model(batch), rtol=0, atol=0)
+        torch.testing.assert_close(loaded(batch).prediction, model(batch).prediction, rtol=0, atol=0)
 
 
 def test_cli_fit_and_benchmark_with_a_local_backbone(capsys, tmp_path, tiny_gpt2):

@@ -53,7 +53,7 @@ def build(name: str, city, tiny_gpt2):
 def predict(model, batch) -> torch.Tensor:
     model.eval()
     with torch.no_grad():
-        return model(batch)
+        return model(batch).prediction
 
 
 @pytest.mark.parametrize("name", ["unist", "urbanmind"])

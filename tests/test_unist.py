@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 from urbanst.data.synthetic import make_city
-from urbanst.engine.evaluate import evaluate_forecast
 from urbanst.engine.train import TrainConfig, train
 from urbanst.errors import UrbanstError
 from urbanst.models.base import STModel
@@ -19,6 +18,7 @@ from urbanst.models.unist import SpatialWindows, UniST
 from urbanst.models.unist.masking import draw_mask
 from urbanst.models.unist.patching import Layout, patchify, sincos_2d, to_volume
 from urbanst.tasks.forecast import ForecastTask
+from urbanst.tasks.objective import reconstruction_loss
 
 B, TP, S, C = 6, 6, 20, 3
 
@@ -129,9 +129,9 @@ def test_large_grid_runs():
     data = make_city("grid", grid=(40, 40), weeks=2, seed=2, events=False)
     model, windows, _ = setup(data, history=3, horizon=3)  # odd lengths: padded to whole patches
     batch = first(windows, 2)
-    out = model(batch)
+    out = model(batch).prediction
     assert out.shape == (2, 3, 1600, 2) and torch.isfinite(out).all()
-    assert torch.isfinite(model.pretrain_loss(batch))
+    assert torch.isfinite(reconstruction_loss(model.reconstruct(batch, span="window")))
     assert sincos_2d(64, 100, 100).shape == (10_000, 64)
 
 
@@ -140,19 +140,19 @@ def test_region_dataset_runs_and_missing_values_never_count():
     model, windows, spec = setup(data)
     assert spec.grid_shape is None and model.home_pe.shape == (15, model.config.pe_dim) and model.home_pe.abs().sum() > 0
     batch = first(windows)
-    out = model(batch)
+    out = model(batch).prediction
     assert out.shape == (8, 4, 15, 2) and torch.isfinite(out).all()
-    loss = model.training_loss(batch)
+    loss = ForecastTask().loss(model, batch)
     changed = dict(batch)
     changed["y"] = torch.where(batch["target_mask"], batch["y"], torch.full_like(batch["y"], 1e6))
     changed["x"] = torch.where(batch["input_mask"], batch["x"], torch.full_like(batch["x"], 1e6))
     model.eval()
-    assert torch.equal(model(batch), model(changed)), "unobserved inputs are invisible"
+    assert torch.equal(model(batch).prediction, model(changed).prediction), "unobserved inputs are invisible"
     torch.manual_seed(0)
-    a = model.pretrain_loss(batch)
+    a = reconstruction_loss(model.reconstruct(batch, span="window"))
     torch.manual_seed(0)
-    b = model.pretrain_loss(changed)
-    assert torch.isclose(a, b) and torch.isclose(model.training_loss(batch), model.training_loss(changed))
+    b = reconstruction_loss(model.reconstruct(changed, span="window"))
+    assert torch.isclose(a, b) and torch.isclose(ForecastTask().loss(model, batch), ForecastTask().loss(model, changed))
     assert torch.isfinite(loss)
 
 
@@ -160,7 +160,7 @@ def test_separate_channels_mode():
     data = make_city("grid", grid=(4, 4), weeks=2, seed=4)
     model, windows, _ = setup(data, channels="separate")
     batch = first(windows, 3)
-    assert model(batch).shape == (3, 4, 16, 2) and torch.isfinite(model.pretrain_loss(batch))
+    assert model(batch).prediction.shape == (3, 4, 16, 2) and torch.isfinite(reconstruction_loss(model.reconstruct(batch, span="window")))
 
 
 def test_prompts_change_the_output():
@@ -170,11 +170,11 @@ def test_prompts_change_the_output():
     batch = windows["train"].__getitems__(list(range(200, 204)))  # a week in: the periodic lags are observed
     assert batch["periodic_mask"].float().mean() > 0.8
     with torch.no_grad():
-        with_prompts = model(batch)
+        with_prompts = model(batch).prediction
         without = model._forecast(batch, use_prompts=False)
         assert not torch.equal(with_prompts, without)
         other = dict(batch, periodic=batch["periodic"] + 1.0)  # the period prompt reads the earlier days
-        assert not torch.equal(with_prompts, model(other))
+        assert not torch.equal(with_prompts, model(other).prediction)
 
 
 def test_batches_of_unknown_units_need_their_structure():
@@ -185,7 +185,7 @@ def test_batches_of_unknown_units_need_their_structure():
     windows = task.windows(other, task.fit_scaler(other))["train"]
     with pytest.raises(UrbanstError, match="attach"):
         model(first(windows, 2))
-    assert model(first(SpatialWindows(windows, task.data_spec(other)), 2)).shape == (2, 4, 15, 2)
+    assert model(first(SpatialWindows(windows, task.data_spec(other)), 2)).prediction.shape == (2, 4, 15, 2)
 
 
 # -- learning, saving, prompt tuning, pre-training ----------------------------------------
@@ -204,16 +204,16 @@ def test_tiny_unist_learns_the_synthetic_city(tmp_path):
     model.scaler = scaler
     probe = windows["train"].__getitems__(list(range(0, len(windows["train"]), 7)))
     with torch.no_grad():
-        before = float(model.training_loss(probe))
-    train(model, windows["train"], windows["val"], TrainConfig(max_epochs=4, batch_size=32, progress=False, output=tmp_path))
+        before = float(task.loss(model, probe))
+    train(model, windows["train"], windows["val"], TrainConfig(max_epochs=4, batch_size=32, progress=False, output=tmp_path), task)
     model.eval()
     with torch.no_grad():
-        after = float(model.training_loss(probe))
+        after = float(task.loss(model, probe))
     assert after < 0.7 * before
     last = model_class("last").build(spec)
     last.scaler = scaler
-    mae_unist = evaluate_forecast(model, windows["test"], progress=False).metrics["mae"]
-    mae_last = evaluate_forecast(last, windows["test"], progress=False).metrics["mae"]
+    mae_unist = task.evaluate(model, windows["test"], progress=False).metrics["mae"]
+    mae_last = task.evaluate(last, windows["test"], progress=False).metrics["mae"]
     assert mae_unist < mae_last
 
 
@@ -223,7 +223,7 @@ def test_an_anchored_unist_starts_at_seasonal_naive():
     seasonal = model_class("seasonal_week").build(spec)
     batch = windows["test"].__getitems__([0, 5, 9])
     with torch.no_grad():
-        assert torch.allclose(model(batch), seasonal(batch))
+        assert torch.allclose(model(batch).prediction, seasonal(batch).prediction)
 
 
 @pytest.mark.parametrize("kind", ["grid", "region"])
@@ -240,7 +240,7 @@ def test_save_load_round_trip(tmp_path, kind):
     loaded.eval()
     assert isinstance(loaded, UniST) and loaded.config == model.config
     with torch.no_grad():
-        assert torch.equal(model(batch), loaded(batch))
+        assert torch.equal(model(batch).prediction, loaded(batch).prediction)
 
 
 def test_prompt_tuning_changes_only_prompt_parameters():
@@ -252,7 +252,7 @@ def test_prompt_tuning_changes_only_prompt_parameters():
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     for i in range(3):
         optimizer.zero_grad()
-        model.training_loss(windows["train"].__getitems__(list(range(8 * i, 8 * i + 8)))).backward()
+        ForecastTask().loss(model, windows["train"].__getitems__(list(range(8 * i, 8 * i + 8)))).backward()
         optimizer.step()
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed and all(k.startswith("prompt.") for k in changed)
@@ -270,11 +270,11 @@ def test_pretraining_spans_datasets_of_different_shapes(tmp_path):
     for data, C, N in ((grid, 2, 16), (region, 1, 9)):
         windows = task.windows(data, task.fit_scaler(data), splits=("val",))["val"]
         batch = model.pretraining_windows(windows, task.data_spec(data)).__getitems__([0, 1])
-        assert model(batch).shape == (2, 4, N, C)
-        assert torch.isfinite(model.pretrain_loss(batch))
+        assert model(batch).prediction.shape == (2, 4, N, C)
+        assert torch.isfinite(reconstruction_loss(model.reconstruct(batch, span="window")))
     # the pre-trained weights move to a new home dataset for fine-tuning: prompts and head train, the rest is frozen
     model.start_finetune(task.data_spec(region))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith(("prompt.", "head")) for n in trainable)
     windows = task.windows(region, task.fit_scaler(region))["train"]
-    assert model(first(windows, 2)).shape == (2, 4, 9, 1)
+    assert model(first(windows, 2)).prediction.shape == (2, 4, 9, 1)

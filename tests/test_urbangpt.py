@@ -62,14 +62,15 @@ def test_packing_is_exact_for_a_causal_lm(city, tiny_gpt2):
         model.w3.weight.normal_()  # not the zero start, so the LM states matter
         batch = city[2]["test"].__getitems__([0, 7])
         model.config.group = 1
-        separate = model(batch)
+        separate = model(batch).prediction
         model.config.group = 5  # 12 regions: groups of 5, 5 and 2 (padded)
-        packed = model(batch)
+        packed = model(batch).prediction
     assert separate.shape == (2, 3, 12, 2)
     torch.testing.assert_close(packed, separate, rtol=1e-4, atol=1e-5)
 
 
 def test_frozen_lm_stays_bit_identical_and_the_loss_falls(city, tiny_gpt2):
+    task = city[0]
     model = build(city, tiny_gpt2, anchor=False, train_units=6)
     assert not any(p.requires_grad for p in model.backbone.parameters())
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -78,15 +79,15 @@ def test_frozen_lm_stays_bit_identical_and_the_loss_falls(city, tiny_gpt2):
     fixed = train.__getitems__(list(range(0, len(train), 20)))
     torch.manual_seed(1)
     with torch.no_grad():
-        start = float(model.training_loss(fixed))
+        start = float(task.loss(model, fixed))
     for step in range(20):
         first = step * 11 % (len(train) - 8)
         opt.zero_grad()
-        model.training_loss(train.__getitems__(list(range(first, first + 8)))).backward()
+        task.loss(model, train.__getitems__(list(range(first, first + 8)))).backward()
         opt.step()
     torch.manual_seed(1)
     with torch.no_grad():
-        assert float(model.training_loss(fixed)) < 0.8 * start
+        assert float(task.loss(model, fixed)) < 0.8 * start
     for name, param in model.named_parameters():
         assert torch.equal(param, before[name]) == name.startswith("backbone."), name
 
@@ -96,15 +97,15 @@ def test_one_set_of_weights_on_two_grids_and_classify(tiny_gpt2):
     target = city_windows((3, 2), "classify", seed=5, threshold=8)
     model = build(source, tiny_gpt2)
     assert model.unit_agnostic and model.config.task == "classify"
-    loss = model.training_loss(source[2]["train"].__getitems__([0, 1]))
+    loss = source[0].loss(model, source[2]["train"].__getitems__([0, 1]))
     loss.backward()
     assert torch.isfinite(loss)
     model.eval()
     with torch.no_grad():
-        assert model(source[2]["test"].__getitems__([0, 1])).shape == (2, 3, 16, 2)
+        assert model(source[2]["test"].__getitems__([0, 1])).prediction.shape == (2, 3, 16, 2)
         model.set_target(target[0].data_spec(target[1]))
         assert "cell 2,1" in model.instruction_text(5, 0)
-        logits = model(target[2]["test"].__getitems__([0, 1, 2]))
+        logits = model(target[2]["test"].__getitems__([0, 1, 2])).prediction
     assert logits.shape == (3, 3, 6, 2) and torch.isfinite(logits).all()
     result = target[0].evaluate(model, target[2]["test"], progress=False)
     assert 0 <= result.metrics["recall"] <= 1
@@ -125,4 +126,4 @@ def test_save_and_load_keep_the_frozen_lm_out_of_the_file(city, tiny_gpt2, tmp_p
     loaded = STModel.from_pretrained(tmp_path / "m").eval()
     batch = city[2]["test"].__getitems__([0, 3])
     with torch.no_grad():
-        torch.testing.assert_close(loaded(batch), model(batch), rtol=0, atol=0)
+        torch.testing.assert_close(loaded(batch).prediction, model(batch).prediction, rtol=0, atol=0)

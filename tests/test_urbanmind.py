@@ -12,12 +12,12 @@ import torch
 from urbanst.data.sources import join_sources
 from urbanst.data.splits import SplitRule
 from urbanst.data.synthetic import make_city
-from urbanst.engine.evaluate import evaluate_forecast
 from urbanst.engine.train import TrainConfig, train
 from urbanst.errors import UrbanstError
 from urbanst.models.base import STModel
 from urbanst.models.registry import model_class
 from urbanst.tasks import make_task
+from urbanst.tasks.objective import reconstruction_loss
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +42,9 @@ def test_default_is_minilm_under_pfa_with_two_heads_on_shared_layers(city):
     assert any("layer.1.attention.self.query" in n for n in trainable)
     assert not any("layer.0.attention.self" in n or "intermediate" in n for n in trainable), "attention of the last block only"
     batch = city[2]["train"].__getitems__([0, 1, 2])
-    assert model(batch).shape == (3, 6, 16, 2)
+    assert model(batch).prediction.shape == (3, 6, 16, 2)
     model.zero_grad()
-    model.reconstruction_loss(batch).backward()
+    reconstruction_loss(model.reconstruct(batch)).backward()
     shared = [model.source_encoder.weight, model.fuse.weight, model.backbone.model.encoder.layer[1].attention.self.query.weight]
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in shared), "reconstruction trains the shared layers"
     assert model.regression_head.weight.grad is None and model.reconstruction_head.weight.grad.abs().sum() > 0
@@ -56,11 +56,11 @@ def test_prompts_describe_the_sources_and_follow_the_target(city, tiny_gpt2):
     batch = city[2]["test"].__getitems__([0, 1])
     saved = model.state_to_save()
     with torch.no_grad():
-        before = model(batch)
+        before = model(batch).prediction
         task = city[0]
         other = replace(city[1], name="other_town", attributes=["pickups", "dropoffs"])
         model.set_target(task.data_spec(other))
-        after = model(batch)
+        after = model(batch).prediction
     assert "other_town: pickups, dropoffs" in model.prompt.text()
     assert not torch.equal(before, after), "the prompt and the source names reach the forecast"
     assert all(torch.equal(v, model.state_to_save()[k]) for k, v in saved.items()), "no weight changes"
@@ -73,10 +73,10 @@ def test_reconstruction_reads_no_target_and_no_hidden_value(city, tiny_gpt2):
                     periodic=torch.full_like(batch["periodic"], 1e9))
     inputs = {k: v for k, v in batch.items() if k not in ("y", "target_mask")}
     with torch.no_grad():
-        loss = model.reconstruction_loss(batch)
+        loss = reconstruction_loss(model.reconstruct(batch))
         assert torch.isfinite(loss)
-        assert torch.equal(loss, model.reconstruction_loss(poisoned))
-        assert torch.equal(loss, model.reconstruction_loss(inputs))
+        assert torch.equal(loss, reconstruction_loss(model.reconstruct(poisoned)))
+        assert torch.equal(loss, reconstruction_loss(model.reconstruct(inputs)))
 
 
 def test_learns_the_synthetic_city_and_beats_last(city, tiny_gpt2, tmp_path):
@@ -88,17 +88,17 @@ def test_learns_the_synthetic_city_and_beats_last(city, tiny_gpt2, tmp_path):
     def losses() -> tuple[float, float]:
         model.eval()
         with torch.no_grad():
-            return float(STModel.training_loss(model, probe)), float(model.reconstruction_loss(probe))
+            return float(task.loss(model, probe)), float(reconstruction_loss(model.reconstruct(probe)))
 
     forecast, rebuild = losses()
     train(model, windows["train"], windows["val"],
-          TrainConfig(max_epochs=6, batch_size=32, lr=3e-3, progress=False, output=tmp_path))
+          TrainConfig(max_epochs=6, batch_size=32, lr=3e-3, progress=False, output=tmp_path), task)
     after = losses()
     assert after[0] < 0.6 * forecast and after[1] < 0.7 * rebuild, "both heads learn"
     last = model_class("last").build(task.data_spec(data))
     last.scaler = model.scaler
-    mae = evaluate_forecast(model, windows["test"], progress=False).metrics["mae"]
-    assert mae < evaluate_forecast(last, windows["test"], progress=False).metrics["mae"]
+    mae = task.evaluate(model, windows["test"], progress=False).metrics["mae"]
+    assert mae < task.evaluate(last, windows["test"], progress=False).metrics["mae"]
 
 
 def test_save_and_load_round_trip(city, tiny_gpt2, tmp_path):
@@ -112,8 +112,8 @@ def test_save_and_load_round_trip(city, tiny_gpt2, tmp_path):
     assert loaded.config == model.config and loaded.prompt.text() == model.prompt.text()
     batch = city[2]["test"].__getitems__([0, 1, 2])
     with torch.no_grad():
-        assert torch.equal(loaded(batch), model(batch))
-        assert torch.equal(loaded.reconstruction_loss(batch), model.reconstruction_loss(batch))
+        assert torch.equal(loaded(batch).prediction, model(batch).prediction)
+        assert torch.equal(reconstruction_loss(loaded.reconstruct(batch)), reconstruction_loss(model.reconstruct(batch)))
 
 
 def test_runs_on_another_number_of_units_and_on_joined_sources(city, tiny_gpt2):
@@ -122,7 +122,7 @@ def test_runs_on_another_number_of_units_and_on_joined_sources(city, tiny_gpt2):
     bigger = make_city("grid", grid=(5, 6), weeks=3, seed=4, name="bigger")
     model.set_target(task.data_spec(bigger))
     windows = task.windows(bigger, task.fit_scaler(bigger))
-    assert model(windows["test"].__getitems__([0, 1])).shape == (2, 6, 30, 2)
+    assert model(windows["test"].__getitems__([0, 1])).prediction.shape == (2, 6, 30, 2)
 
     a = make_city("grid", grid=(4, 4), weeks=3, seed=5, name="bikes")
     b = make_city("grid", grid=(4, 4), weeks=3, seed=6, name="taxis")
@@ -133,7 +133,7 @@ def test_runs_on_another_number_of_units_and_on_joined_sources(city, tiny_gpt2):
     four = model_class("urbanmind").build(spec, backbone=tiny_gpt2)
     assert "bikes inflow, bikes outflow, taxis inflow, taxis outflow" in four.prompt.text()
     batch = task.windows(joined, task.fit_scaler(joined))["train"].__getitems__([0, 1])
-    assert four(batch).shape == (2, 6, 16, 4) and torch.isfinite(four.training_loss(batch))
+    assert four(batch).prediction.shape == (2, 6, 16, 4) and torch.isfinite(task.loss(four, batch))
     with pytest.raises(UrbanstError, match="different units"):
         join_sources([a, make_city("grid", grid=(5, 6), weeks=3, seed=4)])
 

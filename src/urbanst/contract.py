@@ -19,20 +19,19 @@ lags); the windows of :mod:`urbanst.data.windows` build it:
     scale_std      [B, C]
 
 Tasks add keys (events ``y_event`` / ``x_event``; exogenous weather ``exo*``; see their windows). The
-keys in :data:`TARGET_KEYS`, and every key that starts with :data:`FUTURE_PREFIX`, hold what is scored or
-what lies after the forecast origin: :func:`inputs_only` removes them, and no model ever predicts from a
-batch that still holds them.
+keys in :data:`TARGET_KEYS` hold what is scored: :func:`inputs_only` removes them, and no model ever
+predicts from a batch that still holds them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 TARGET_KEYS = ("y", "target_mask", "y_event")
-FUTURE_PREFIX = "exo_future"  # the observed weather over the horizon (see urbanst.data.exogenous)
 
 
 @dataclass
@@ -62,18 +61,21 @@ class DataSpec:
 class ModelOutput:
     """What ``model(batch)`` returns; the task turns it into a loss and into scored numbers.
 
-    ``prediction`` is in scaled units: the forecast ``[B, P, N, C]``, the filled window (impute), the rebuilt
-    values (masked reconstruction), or event logits (classify). A model may predict a part of the batch
-    while it trains: ``units [B, U]`` (the regions it drew) or ``channels`` (the attributes it tunes);
-    the task picks the same part of the targets. ``target`` and ``scored`` come with a reconstruction: the
-    scaled values rebuilt and the entries the model could not see that count. ``loss`` names the masked
-    loss the paper uses (``mae`` or ``mse``); ``extra_loss`` is a paper's own further term (already
-    weighted), which the task adds.
+    ``prediction`` is in scaled units: the forecast ``[B, P, N, C]``, the filled window (impute), or event
+    logits (classify); from ``model.reconstruct(batch)``, the rebuilt values, with ``target`` (the scaled
+    values it rebuilds) and ``scored`` (the entries it could not see that count). ``loss`` names the
+    masked loss the paper uses (``mae`` or ``mse``). ``auxiliary`` holds further estimates of the scaled
+    target values, each with its weight in the loss (LLM4HRS's branches; UrbanGPT's counts beside its
+    event logits); ``extra_loss`` computes a paper's own further term that reads no target (already
+    weighted), only when the task computes a loss, never while a split is scored. A model
+    may predict a part of the batch while it trains: ``units [B, U]`` (the regions it drew) or
+    ``channels`` (the attributes it tunes); the task picks the same part of the targets.
     """
 
     prediction: torch.Tensor
     loss: str = "mae"
-    extra_loss: torch.Tensor | None = None
+    auxiliary: list[tuple[torch.Tensor, float]] = field(default_factory=list)
+    extra_loss: Callable[[], torch.Tensor] | None = None
     target: torch.Tensor | None = None
     scored: torch.Tensor | None = None
     units: torch.Tensor | None = None
@@ -81,8 +83,8 @@ class ModelOutput:
 
 
 def inputs_only(batch: dict) -> dict:
-    """The batch without what is scored or lies after the forecast origin: what a model may read to predict."""
-    return {k: v for k, v in batch.items() if k not in TARGET_KEYS and not k.startswith(FUTURE_PREFIX)}
+    """The batch without what is scored: what a model may read to predict."""
+    return {k: v for k, v in batch.items() if k not in TARGET_KEYS}
 
 
 def _per_channel(batch: dict, values: torch.Tensor, key: str) -> torch.Tensor:

@@ -23,7 +23,7 @@ from urbanst.backbones.saving import (
     build_backbone,
     load_adapter,
     save_adapter,
-    state_to_save_with_backbone,
+    state_to_save,
 )
 
 __all__ = [
@@ -41,7 +41,7 @@ __all__ = [
     "parse_policy",
     "save_adapter",
     "save_backbone",
-    "state_to_save_with_backbone",
+    "state_to_save",
     "trainable_summary",
     "trained_parameter_names",
 ]

@@ -15,12 +15,8 @@ How a model uses a backbone (st_llm, llm4hrs, urbangpt, urbanmind, airgpt):
                                       policy=config.backbone_policy)
        config.backbone = self.backbone.source
 
-3. ``state_to_save`` leaves the frozen pretrained weights out::
-
-       def state_to_save(self):
-           return state_to_save_with_backbone(self, self.config.backbone_policy)
-
-   which is the model's own tensors plus ``backbone_state_to_save``: nothing for
+3. ``STModel.state_to_save`` (:func:`state_to_save`) leaves the frozen pretrained weights out: it
+   saves the model's own tensors plus, for each backbone, ``backbone_state_to_save``: nothing for
    ``frozen``; norms and position embeddings for ``ln_only``; those and the last U blocks'
    attention for ``pfa:U``; the LoRA A/B weights for ``lora:R``; the whole backbone only
    for ``full``. Keys are the model's ``state_dict`` keys (``backbone.model....``).
@@ -81,11 +77,16 @@ def backbone_state_to_save(backbone: Backbone, policy: str | None = None, *, pre
     return {prefix + k: v.detach().contiguous().cpu() for k, v in state.items()}
 
 
-def state_to_save_with_backbone(model: nn.Module, policy: str | None = None, attr: str = "backbone") -> dict[str, torch.Tensor]:
-    """A model's ``state_to_save``: its own tensors, and of the backbone at ``attr`` only what trains."""
-    prefix = attr + "."
-    own = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if not k.startswith(prefix)}
-    return {**own, **backbone_state_to_save(model.get_submodule(attr), policy, prefix=prefix)}
+def state_to_save(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A model's tensors to save (CPU copies): all of its own, and of every backbone inside it only what its
+    freezing policy trains."""
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    for name, module in model.named_modules():
+        if isinstance(module, Backbone):
+            prefix = name + "."
+            state = {k: v for k, v in state.items() if not k.startswith(prefix)}
+            state.update(backbone_state_to_save(module, prefix=prefix))
+    return state
 
 
 def save_adapter(backbone: Backbone, directory: str | os.PathLike) -> Path:

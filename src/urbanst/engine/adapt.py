@@ -1,8 +1,8 @@
 """Test-time adaptation (TTA): K steps of masked reconstruction on the unlabeled inputs of the windows
 about to be scored, before predicting them (UrbanMind's protocol for zero-shot transfer).
 
-Any model with a ``reconstruction_loss(batch)`` that rebuilds hidden *input* values can adapt
-(unist, urbanmind). The batches it sees are stripped of every target first (``y``,
+Any model that ``reconstructs`` hidden *input* values can adapt (unist, urbanmind): its loss is the
+masked reconstruction of the inputs (``model.reconstruct(batch, span="inputs")``). The batches it sees are stripped of every target first (``y``,
 ``target_mask``, ``y_event`` and the observed future weather), so no label of the split can reach
 it; the optimiser (AdamW, gradient norm clipped at 5) moves the parameters that train. The model
 runs in eval mode (no dropout) and the window order comes from ``seed``, so an adaptation repeats.
@@ -22,34 +22,31 @@ import itertools
 
 import torch
 
-from urbanst.engine.evaluate import loader
+from urbanst.contract import inputs_only
 from urbanst.errors import UrbanstError
+from urbanst.evaluation.scoring import loader
+from urbanst.models.registry import model_class, model_names
+from urbanst.tasks.objective import reconstruction_loss
 
-TARGET_KEYS = ("y", "target_mask", "y_event")
 TTA_LR_SHARE = 0.1  # default adaptation learning rate: this share of the model's training rate
 
 
-def can_adapt(model_or_class) -> bool:
-    return callable(getattr(model_or_class, "reconstruction_loss", None))
-
-
 def check_adaptable(model_or_class) -> None:
-    if not can_adapt(model_or_class):
-        from urbanst.models.registry import model_class, model_names
-
-        able = [name for name in model_names() if can_adapt(model_class(name))]
+    if not model_or_class.reconstructs:
+        able = [name for name in model_names() if model_class(name).reconstructs]
         raise UrbanstError(f"model {model_or_class.name!r} has no reconstruction loss, so it cannot adapt at test "
                            f"time (--tta-steps); models that can: {', '.join(able)}")
 
 
-def inputs_only(batch: dict) -> dict:
-    """The batch without its targets: what a model may read while it adapts."""
-    return {k: v for k, v in batch.items() if k not in TARGET_KEYS and not k.startswith("exo_future")}
+def unlabeled(batch: dict) -> dict:
+    """What a model may read while it adapts: the batch without its targets and without the weather observed
+    after the forecast origin."""
+    return {k: v for k, v in inputs_only(batch).items() if not k.startswith("exo_future")}
 
 
 def adapt(model, windows, steps: int, batch_size: int = 64, lr: float | None = None, seed: int = 0,
           split: str = "test") -> dict:
-    """Run ``steps`` optimiser steps of ``model.reconstruction_loss`` on the inputs of ``windows`` (cycling
+    """Run ``steps`` optimiser steps of masked reconstruction on the inputs of ``windows`` (cycling
     through them in a seeded order); returns what the result record says about it."""
     check_adaptable(model)
     if steps < 1:
@@ -64,7 +61,7 @@ def adapt(model, windows, steps: int, batch_size: int = 64, lr: float | None = N
         torch.manual_seed(seed)
         batches = itertools.cycle(loader(windows, batch_size, shuffle=True, seed=seed))
         for batch in itertools.islice(batches, steps):
-            loss = model.reconstruction_loss(inputs_only(batch))
+            loss = reconstruction_loss(model.reconstruct(unlabeled(batch), span="inputs"))
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)

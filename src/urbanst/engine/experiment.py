@@ -13,7 +13,6 @@ Shot settings:
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,16 +21,14 @@ import lightning as L
 
 from urbanst import __version__
 from urbanst.data.container import STData
-from urbanst.data.exogenous import with_exogenous
 from urbanst.data.registry import load_dataset
 from urbanst.data.scalers import StandardScaler
 from urbanst.data.splits import SplitRule
-from urbanst.data.windows import MultiWindows
 from urbanst.engine.adapt import adapted, check_adaptable
-from urbanst.engine.evaluate import Evaluation
 from urbanst.engine.train import TrainConfig, TrainResult, train
 from urbanst.errors import UrbanstError
 from urbanst.evaluation.records import ResultRecord
+from urbanst.evaluation.scoring import Evaluation
 from urbanst.models.base import STModel
 from urbanst.models.registry import model_class
 from urbanst.contract import DataSpec
@@ -100,27 +97,14 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
     train_windows, val_windows, spec = windows["train"], windows["val"], task.data_spec(data)
     setting = {"shots": cfg.shots, "sources": [], "scale": SCALE_TEXT}
     if cfg.shots == "few":
-        total = len(train_windows)
-        keep = max(1, math.ceil(cfg.few_ratio * total))
-        origins = train_windows.origins[-keep:].numpy()
-        first, last = int(origins[0]) - task.history, int(origins[-1]) + task.horizon
-        scaler = with_exogenous(StandardScaler.fit(data.values[first:last], data.observed_mask[first:last]), data, first, last)
-        windows = task.windows(data, scaler)
-        train_windows = windows["train"]
-        train_windows.origins = train_windows.origins[-keep:]
+        scaler, windows, note = task.few_shot(data, cfg.few_ratio)
+        train_windows, val_windows = windows["train"], windows["val"]
         setting["scale"] = f"{SCALE_TEXT} of the few-shot steps only"
-        setting["note"] = f"few-shot: trained on the most recent {keep} of {total} training windows (ratio {cfg.few_ratio:g})"
+        setting["note"] = note
     elif cfg.shots == "zero":
-        parts_train, parts_val = [], []
-        for name in cfg.sources:
-            source = load_dataset(name, cfg.data_dir)
-            _check_compatible(source, data)
-            source_windows = task.windows(source, task.fit_scaler(source), splits=("train", "val"))
-            parts_train.append(source_windows["train"])
-            parts_val.append(source_windows["val"])
-        train_windows = parts_train[0] if len(parts_train) == 1 else MultiWindows(parts_train)
-        val_windows = parts_val[0] if len(parts_val) == 1 else MultiWindows(parts_val)
-        spec = task.data_spec(load_dataset(cfg.sources[0], cfg.data_dir))
+        sources = [load_dataset(name, cfg.data_dir) for name in cfg.sources]
+        train_windows, val_windows = task.source_windows(sources, data)
+        spec = task.data_spec(sources[0])
         setting["sources"] = list(cfg.sources)
         setting["scale"] = (
             f"{SCALE_TEXT}, each source by its own training split; the target by the statistics of its own "
@@ -128,14 +112,6 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
         )
     setting["train_windows"] = len(train_windows)
     return Prepared(cfg, task, data, scaler, windows, train_windows, val_windows, spec, setting)
-
-
-def _check_compatible(source: STData, target: STData) -> None:
-    if source.num_channels != target.num_channels:
-        raise UrbanstError(
-            f"source {source.name!r} has {source.num_channels} channels {source.attributes}, target {target.name!r} "
-            f"has {target.num_channels} {target.attributes}: transfer needs the same channels"
-        )
 
 
 BACKBONE_FIELDS = ("backbone", "backbone_layers", "backbone_policy")
@@ -167,7 +143,7 @@ def build_model(name: str, prepared: Prepared, init: str | Path | None = None, *
         model = STModel.from_pretrained(init)
         if model.name != name:
             raise UrbanstError(f"--init {init} holds a {model.name!r} model, not {name!r}")
-        trained_for = getattr(model.config, "task", "forecast")
+        trained_for = model.task
         if trained_for != prepared.task.name:
             raise UrbanstError(f"--init {init} was built for the {trained_for} task, not {prepared.task.name}")
         model.start_finetune(prepared.spec)
@@ -194,7 +170,7 @@ def fit_model(model: STModel, prepared: Prepared, train_cfg: TrainConfig) -> Tra
     """Train by gradient (Lightning) or fit in closed form; returns the training result or None."""
     check_applicable(model, prepared.data)
     if model.trains_by_gradient:
-        return train(model, prepared.train_windows, prepared.val_windows, train_cfg, objective=prepared.task.objective)
+        return train(model, prepared.train_windows, prepared.val_windows, train_cfg, prepared.task)
     model.fit_closed_form(prepared.train_windows)
     return None
 

@@ -1,37 +1,32 @@
-"""The one LightningModule: it holds a zoo model and asks it for its loss; Lightning runs the loop."""
+"""The one LightningModule: it holds a zoo model and the task that turns its output into a loss; Lightning
+runs the loop."""
 
 from __future__ import annotations
 
 import lightning as L
 import torch
 
-from urbanst.contract import to_original
-from urbanst.evaluation.metrics import RegressionMetrics
-
-OBJECTIVES = ("regression", "classification", "pretrain")
+from urbanst.contract import inputs_only
+from urbanst.evaluation.scoring import ValueScorer
 
 
 class STModule(L.LightningModule):
-    """Trains ``model`` on its own loss and scores validation in original units.
+    """Trains ``model`` on ``task.loss`` and validates it.
 
-    ``objective="regression"`` (forecasting, imputation) uses ``model.training_loss`` and monitors
-    validation MAE in original units; ``"classification"`` uses ``model.training_loss`` and monitors
-    its validation value; ``"pretrain"`` uses ``model.pretrain_loss`` (masked reconstruction).
+    A regression task (forecasting, imputation) monitors the validation MAE in original units, scored as any
+    split is (:class:`~urbanst.evaluation.scoring.ValueScorer`); classification and pre-training monitor the
+    task's loss on the validation windows.
     """
 
-    def __init__(self, model, lr: float, weight_decay: float = 1e-4, objective: str = "regression", seed: int = 0):
+    def __init__(self, model, task, lr: float, weight_decay: float = 1e-4, seed: int = 0):
         super().__init__()
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}")
         self.model = model
+        self.task = task
+        self.objective = task.objective
         self.lr = lr
         self.weight_decay = weight_decay
-        self.objective = objective
         self.seed = seed
-        self.val_metric = None  # built on the first validation batch, when the number of scored steps is known
-
-    def _loss(self, batch: dict) -> torch.Tensor:
-        return self.model.pretrain_loss(batch) if self.objective == "pretrain" else self.model.training_loss(batch)
+        self.scorer = None  # built on the first validation batch, when the number of scored steps is known
 
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
         # Randomness within an epoch depends only on (seed, epoch), so a run resumed from an
@@ -43,23 +38,24 @@ class STModule(L.LightningModule):
             torch.manual_seed(self.seed * 100_003 + self.current_epoch)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
+        loss = self.task.loss(self.model, batch)
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=batch["x"].shape[0], sync_dist=True)
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        if self.objective == "regression":
-            pred = to_original(batch, self.model(batch))
-            if self.val_metric is None:
-                self.val_metric = RegressionMetrics(pred.shape[1]).to(pred.device)
-            self.val_metric.update(pred, batch["y"], batch["target_mask"])
-        else:
-            self.log("val_score", self._loss(batch), batch_size=batch["x"].shape[0], sync_dist=True)
+        if self.objective != "regression":
+            self.log("val_score", self.task.loss(self.model, batch), batch_size=batch["x"].shape[0], sync_dist=True)
+            return
+        prediction = self.model(inputs_only(batch)).prediction
+        if self.scorer is None:
+            self.scorer = ValueScorer(prediction.shape[1], sync=True)
+            self.scorer.metric.to(prediction.device)
+        self.scorer.update(batch, prediction)
 
     def on_validation_epoch_end(self) -> None:
-        if self.objective == "regression" and self.val_metric is not None:
-            self.log("val_score", self.val_metric.compute()["mae"], prog_bar=True)
-            self.val_metric.reset()
+        if self.scorer is not None:
+            self.log("val_score", self.scorer.compute()["mae"], prog_bar=True)
+            self.scorer.metric.reset()
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]

@@ -10,7 +10,7 @@ import torch
 
 from urbanst.data.container import STData
 from urbanst.data.windows import ForecastWindows, SeriesTensors
-from urbanst.contract import to_original
+from urbanst.contract import inputs_only, to_original
 from urbanst.engine.train import eval_loader
 from urbanst.io import atomic_dir
 
@@ -20,8 +20,10 @@ def predict_windows(model, windows: ForecastWindows, batch_size: int = 64) -> np
     """``[W, P, N, C]`` forecasts in original units (event probabilities for a classify model), one per
     window, in window order."""
     model.eval()
-    events = getattr(model.config, "task", "forecast") == "classify"
-    out = [torch.sigmoid(model(b)) if events else to_original(b, model(b)) for b in eval_loader(windows, batch_size)]
+    out = []
+    for batch in eval_loader(windows, batch_size):
+        prediction = model(inputs_only(batch)).prediction
+        out.append(torch.sigmoid(prediction) if model.task == "classify" else to_original(batch, prediction))
     return torch.cat(out).numpy()
 
 

@@ -11,17 +11,19 @@ from urbanst.engine.train import TrainConfig, TrainResult, train
 from urbanst.errors import UrbanstError
 from urbanst.models.base import STModel
 from urbanst.models.registry import model_class
+from urbanst.tasks.pretrain import PretrainTask
 
 
 def pretrain(model_name: str, datasets: list[str | STData], task, train_cfg: TrainConfig,
              data_dir: str | None = None, **options) -> tuple[STModel, TrainResult]:
-    """Pre-train ``model_name`` with its ``pretrain_loss`` on the training windows of every dataset
-    (each scaled by its own training split); validation is the same loss on their validation windows.
-    Batches never mix datasets; the first dataset is the model's home."""
+    """Pre-train ``model_name`` by masked reconstruction (:class:`~urbanst.tasks.pretrain.PretrainTask` over
+    ``task``'s windows) on the training windows of every dataset (each scaled by its own training split);
+    validation is the same loss on their validation windows. Batches never mix datasets; the first dataset
+    is the model's home."""
     if not datasets:
         raise UrbanstError("pretrain needs at least one dataset: --datasets a,b,c")
     cls = model_class(model_name)
-    if not hasattr(cls, "pretrain_loss"):
+    if not cls.reconstructs:
         raise UrbanstError(f"model {model_name!r} has no masked pre-training objective; use e.g. unist")
     loaded = [load_dataset(item, data_dir) if isinstance(item, str) else item for item in datasets]
     specs = [task.data_spec(data) for data in loaded]
@@ -33,5 +35,5 @@ def pretrain(model_name: str, datasets: list[str | STData], task, train_cfg: Tra
         train_parts.append(model.pretraining_windows(windows["train"], spec))
         val_parts.append(model.pretraining_windows(windows["val"], spec))
     model.scaler = None  # each dataset brings its own scaler; a fine-tuned model gets its target's
-    result = train(model, MultiWindows(train_parts), MultiWindows(val_parts), train_cfg, objective="pretrain")
+    result = train(model, MultiWindows(train_parts), MultiWindows(val_parts), train_cfg, PretrainTask.like(task))
     return model, result

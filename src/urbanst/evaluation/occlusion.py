@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from urbanst.data.exogenous import is_angle
-from urbanst.contract import to_original
+from urbanst.contract import inputs_only, to_original
 
 OWN, NEIGHBOUR, WEATHER, TIME = "own history", "neighbour", "weather", "time of day"
 
@@ -109,7 +109,7 @@ def predict(model, batches: list[dict], chunk: int = 64) -> torch.Tensor:
     for i in range(0, len(batches), chunk):
         part = batches[i : i + chunk]
         joined = {k: torch.cat([b[k] for b in part]) for k in part[0]}
-        out.append(to_original(joined, model(joined)))
+        out.append(to_original(joined, model(inputs_only(joined)).prediction))
     return torch.cat(out)
 
 

@@ -1,9 +1,11 @@
 """What every model in the zoo shares: a config dataclass, a forward over a batch, save and load.
 
-A model is a plain ``torch.nn.Module``. ``forward(batch)`` returns the prediction for the
-task's targets in *scaled* units (``[B, P, N, C]`` for forecasting); the task turns it back
-into original units with the scaler that travels with the model. In the classify task
-(``config.task == "classify"``) ``forward`` returns event *logits* of the same shape.
+A model is a plain ``torch.nn.Module``. ``forward(batch)`` returns a
+:class:`~urbanst.contract.ModelOutput` whose ``prediction`` covers the task's targets in *scaled*
+units (``[B, P, N, C]`` for forecasting), or event *logits* in the classify task. The task computes
+the loss from it and turns it back into original units with the scaler that travels with the model.
+A model that can rebuild hidden inputs (``reconstructs``) also has ``reconstruct(batch, span)``:
+masked pre-training and test-time adaptation train it through that.
 
 ``save_pretrained(dir)`` writes ``config.json`` (model name, config, library version),
 ``model.safetensors`` and ``scaler.json``. ``from_pretrained(dir)`` reads them back and
@@ -22,7 +24,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from urbanst.contract import DataSpec
+from urbanst.contract import DataSpec, ModelOutput
 from urbanst.data.scalers import StandardScaler
 from urbanst.errors import UrbanstError
 from urbanst.io import atomic_dir, write_json_atomic
@@ -42,6 +44,7 @@ class STModel(nn.Module):
     default_lr: ClassVar[float] = 1e-3
     unit_agnostic: ClassVar[bool] = False  # True when no weight is tied to a particular unit
     tasks: ClassVar[tuple[str, ...]] = ("forecast",)  # the tasks it can serve; more than one: a config field ``task``
+    reconstructs: ClassVar[bool] = False  # has ``reconstruct``: can be pre-trained and adapted at test time
 
     def __init__(self, config):
         super().__init__()
@@ -93,16 +96,18 @@ class STModel(nn.Module):
         check_field_types(cls.config_class, options, f"model {cls.name!r} option")
         return cls.config_class(**{**base, **options})
 
-    # -- training -------------------------------------------------------------------------
-    def training_loss(self, batch: dict) -> torch.Tensor:
-        """Masked MAE in scaled units between the forecast and the scored targets; in the classify task,
-        binary cross-entropy between the event logits and the events (``batch["y_event"]``)."""
-        from urbanst.contract import to_scaled
-        from urbanst.nn.losses import masked_bce_with_logits, masked_mae
+    # -- what it can do ---------------------------------------------------------------------
+    @property
+    def task(self) -> str:
+        """The task its head serves: a model of several tasks holds the one it was built for in ``config.task``."""
+        return self.config.task if len(self.tasks) > 1 else self.tasks[0]
 
-        if getattr(self.config, "task", "forecast") == "classify":
-            return masked_bce_with_logits(self(batch), batch["y_event"], batch["target_mask"])
-        return masked_mae(self(batch), to_scaled(batch, batch["y"]), batch["target_mask"])
+    def reconstruct(self, batch: dict, span: str = "inputs") -> ModelOutput:
+        """Masked reconstruction (models with ``reconstructs``): hide a share of what the batch shows, rebuild it,
+        and return the rebuilt values with ``target`` and ``scored`` set. ``span="inputs"`` reads the inputs
+        only, never a target (test-time adaptation); ``"window"`` the whole window, targets included
+        (pre-training on training data)."""
+        raise UrbanstError(f"model {self.name!r} cannot rebuild hidden inputs (no masked reconstruction)")
 
     # -- closed-form fitting (baselines) ------------------------------------------------
     def fit_closed_form(self, train_windows) -> None:
@@ -113,8 +118,11 @@ class STModel(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def state_to_save(self) -> dict[str, torch.Tensor]:
-        """The tensors ``save_pretrained`` writes; models with a frozen pretrained part leave it out."""
-        return {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        """The tensors ``save_pretrained`` writes: all of the model's own, and of a pretrained language model only
+        what its freezing policy trains (the rest is rebuilt from the checkpoint its config names)."""
+        from urbanst.backbones import state_to_save
+
+        return state_to_save(self)
 
     # -- save and load --------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path, extra: dict | None = None) -> Path:

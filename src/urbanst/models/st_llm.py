@@ -26,7 +26,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from urbanst.backbones import backbone_depth, build_backbone, state_to_save_with_backbone
+from urbanst.backbones import backbone_depth, build_backbone
+from urbanst.contract import ModelOutput
 from urbanst.models.base import STModel
 from urbanst.nn.anchors import seasonal_anchor
 
@@ -109,10 +110,7 @@ class STLLM(STModel):
             parts.append(self.dow_embed(batch["day_of_week"][:, H - 1])[:, None].expand(-1, x.shape[2], -1))
         return self.fuse(torch.cat(parts, -1))
 
-    def forward(self, batch: dict) -> torch.Tensor:
+    def forward(self, batch: dict) -> ModelOutput:
         hidden = self.backbone(self.dropout(self.tokens(batch)))
         out = rearrange(self.head(hidden), "b n (p c) -> b p n c", p=self.config.horizon)
-        return out + seasonal_anchor(batch, self.config.lags, self.config.horizon) if self.anchored else out
-
-    def state_to_save(self) -> dict[str, torch.Tensor]:
-        return state_to_save_with_backbone(self, self.config.backbone_policy)
+        return ModelOutput(out + seasonal_anchor(batch, self.config.lags, self.config.horizon) if self.anchored else out)

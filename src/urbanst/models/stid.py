@@ -14,7 +14,9 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from urbanst.contract import ModelOutput
 from urbanst.models.base import STModel
+from urbanst.nn.embeddings import TimeEmbedding, UnitEmbedding
 
 
 @dataclass
@@ -52,32 +54,20 @@ class STID(STModel):
         c = config
         periodic = len(c.lags) * c.horizon if c.use_periodic else 0
         self.series_embed = nn.Linear((c.history + periodic) * c.num_channels, c.embed_dim)
-        self.unit_embed = nn.Parameter(torch.empty(c.num_units, c.embed_dim))
-        nn.init.xavier_uniform_(self.unit_embed)
-        parts = 2
-        if c.steps_per_day and c.steps_per_day > 1:
-            self.tod_embed = nn.Embedding(c.steps_per_day, c.embed_dim)
-            parts += 1
-        if c.steps_per_day:
-            self.dow_embed = nn.Embedding(7, c.embed_dim)
-            parts += 1
-        hidden = parts * c.embed_dim
+        self.unit_embed = UnitEmbedding(c.num_units, c.embed_dim)
+        self.time_embed = TimeEmbedding(c.steps_per_day, c.embed_dim, weekday=bool(c.steps_per_day))
+        hidden = (2 + self.time_embed.num_parts) * c.embed_dim
         self.encoder = nn.Sequential(*[_ResidualMLP(hidden, c.dropout) for _ in range(c.num_layers)])
         self.head = nn.Linear(hidden, c.horizon * c.num_channels)
 
-    def forward(self, batch: dict) -> torch.Tensor:
+    def forward(self, batch: dict) -> ModelOutput:
         c = self.config
         x = batch["x"]
         B, H, N, C = x.shape
         inputs = [rearrange(x, "b h n c -> b n (h c)")]
         if c.use_periodic and c.lags:
             inputs.append(rearrange(batch["periodic"], "b k p n c -> b n (k p c)"))
-        parts = [self.series_embed(torch.cat(inputs, -1)), self.unit_embed.expand(B, -1, -1)]
-        last_tod, last_dow = batch["time_of_day"][:, H - 1], batch["day_of_week"][:, H - 1]
-        if hasattr(self, "tod_embed"):
-            slot = torch.round(last_tod * c.steps_per_day).long() % c.steps_per_day
-            parts.append(self.tod_embed(slot)[:, None].expand(-1, N, -1))
-        if hasattr(self, "dow_embed"):
-            parts.append(self.dow_embed(last_dow)[:, None].expand(-1, N, -1))
+        time = self.time_embed.parts(batch["time_of_day"][:, H - 1], batch["day_of_week"][:, H - 1])
+        parts = [self.series_embed(torch.cat(inputs, -1)), self.unit_embed(B)] + [t[:, None].expand(-1, N, -1) for t in time]
         hidden = self.encoder(torch.cat(parts, -1))
-        return rearrange(self.head(hidden), "b n (p c) -> b p n c", p=c.horizon, c=C)
+        return ModelOutput(rearrange(self.head(hidden), "b n (p c) -> b p n c", p=c.horizon, c=C))

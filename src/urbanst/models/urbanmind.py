@@ -23,29 +23,28 @@ correction to seasonal naive's forecast that starts at zero, as in st_llm, scale
 1/sqrt(width) so that short trainings leave seasonal naive gradually) and the reconstruction
 head (``history x C``, the scaled input values).
 
-Losses: ``training_loss`` is the masked MAE on the scored targets plus ``reconstruction_weight`` x
-``reconstruction_loss``, so the shared layers learn both. ``reconstruction_loss`` hides inputs with
-a channel-aware mask (:mod:`urbanst.data.channel_masks`; the strategy drawn per batch from
-``mask_strategies``), withholds the periodic context and scores the masked MAE on the hidden
-observed inputs. It reads ``x``, ``input_mask`` and the time features only, never a target: it is
-the pre-training objective (``pretrain_loss``) and what test-time adaptation runs on unlabeled
-windows (:mod:`urbanst.engine.adapt`).
+Losses: the task's masked MAE on the scored targets plus, in training, ``reconstruction_weight`` x
+the reconstruction loss (the output's ``extra_loss``), so the shared layers learn both.
+``reconstruct`` hides inputs with a channel-aware mask (:mod:`urbanst.data.channel_masks`; the
+strategy drawn per batch from ``mask_strategies``), withholds the periodic context and rebuilds the
+hidden observed inputs (masked MAE). It reads ``x``, ``input_mask`` and the time features only, never
+a target: it is the pre-training objective and what test-time adaptation runs on unlabeled windows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from urbanst.backbones import state_to_save_with_backbone
 from urbanst.data.channel_masks import CHANNEL_STRATEGIES, channel_mask
 from urbanst.errors import UrbanstError
 from urbanst.models.base import STModel
-from urbanst.contract import DataSpec
+from urbanst.contract import DataSpec, ModelOutput
 from urbanst.nn.anchors import seasonal_anchor
 from urbanst.models.st_llm import config_backbone
 from urbanst.prompts.sources import SourceContext, SourcePrompt
@@ -94,6 +93,7 @@ class UrbanMind(STModel):
     config_class = UrbanMindConfig
     default_lr = 2e-3
     unit_agnostic = True
+    reconstructs = True
 
     def __init__(self, config: UrbanMindConfig):
         super().__init__(config)
@@ -148,22 +148,27 @@ class UrbanMind(STModel):
         return self.backbone(sequence, position_ids=positions)[:, L:]
 
     # -- heads --------------------------------------------------------------------------------
-    def forward(self, batch: dict) -> torch.Tensor:
-        """The scaled forecast ``[B, P, N, C]``."""
+    def forward(self, batch: dict) -> ModelOutput:
+        """The scaled forecast ``[B, P, N, C]``; its loss adds ``reconstruction_weight`` x the masked
+        reconstruction loss of the inputs, so the shared layers stay useful to the reconstruction head."""
         c = self.config
         states = self.unit_states(batch, batch["x"], batch["input_mask"])
         out = rearrange(self.regression_head(states), "b n (p c) -> b p n c", p=c.horizon)
-        if not c.anchor:
-            return out
-        # Adam moves every head weight by about the learning rate per step, whatever the gradient's size: unscaled,
-        # a step would move the correction by ~lr x sum|h| (~0.5 scaled units on MiniLM) and short trainings would
-        # swing far from seasonal naive before settling
-        return self.correction_scale * out + seasonal_anchor(batch, c.lags, c.horizon)
+        if c.anchor:
+            # Adam moves every head weight by about the learning rate per step, whatever the gradient's size:
+            # unscaled, a step would move the correction by ~lr x sum|h| (~0.5 scaled units on MiniLM) and short
+            # trainings would swing far from seasonal naive before settling
+            out = self.correction_scale * out + seasonal_anchor(batch, c.lags, c.horizon)
+        return ModelOutput(out, extra_loss=partial(self.weighted_reconstruction, batch) if c.reconstruction_weight else None)
 
-    def reconstruction_loss(self, batch: dict) -> torch.Tensor:
-        """Masked MAE (scaled units) of the input values hidden by a channel-aware mask, rebuilt by the
-        reconstruction head. Reads ``x``, ``input_mask`` and the time features only, never a target.
-        In eval mode the mask is fixed by the windows' origins (comparable validation, repeatable adaptation)."""
+    def weighted_reconstruction(self, batch: dict) -> torch.Tensor:
+        rebuilt = self.reconstruct(batch)
+        return self.config.reconstruction_weight * masked_mae(rebuilt.prediction, rebuilt.target, rebuilt.scored)
+
+    def reconstruct(self, batch: dict, span: str = "inputs") -> ModelOutput:
+        """The input values hidden by a channel-aware mask, rebuilt by the reconstruction head (masked MAE).
+        Reads ``x``, ``input_mask`` and the time features only, never a target, whatever ``span``. In eval mode
+        the mask is fixed by the windows' origins (comparable validation, repeatable adaptation)."""
         c = self.config
         x, seen = batch["x"], batch["input_mask"]
         generator = None
@@ -175,17 +180,4 @@ class UrbanMind(STModel):
         visible = seen & ~hidden
         states = self.unit_states(batch, x, visible, periodic=False)
         rebuilt = rearrange(self.reconstruction_head(states), "b n (t c) -> b t n c", t=x.shape[1])
-        return masked_mae(rebuilt, x, hidden)
-
-    def pretrain_loss(self, batch: dict) -> torch.Tensor:
-        """Masked pre-training: the reconstruction loss alone."""
-        return self.reconstruction_loss(batch)
-
-    def training_loss(self, batch: dict) -> torch.Tensor:
-        loss = super().training_loss(batch)
-        if self.config.reconstruction_weight > 0:
-            loss = loss + self.config.reconstruction_weight * self.reconstruction_loss(batch)
-        return loss
-
-    def state_to_save(self) -> dict[str, torch.Tensor]:
-        return state_to_save_with_backbone(self, self.config.backbone_policy)
+        return ModelOutput(rebuilt, loss="mae", target=x, scored=hidden)

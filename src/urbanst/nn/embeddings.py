@@ -22,6 +22,10 @@ class TimeEmbedding(nn.Module):
         self.time_of_day = nn.Embedding(self.slots, dim) if self.slots else None
         self.day_of_week = nn.Embedding(7, dim) if weekday else None
 
+    @property
+    def num_parts(self) -> int:
+        return (self.time_of_day is not None) + (self.day_of_week is not None)
+
     def init_normal(self, std: float) -> None:
         """Truncated normal weights (the masked autoencoders' choice) instead of PyTorch's unit normal."""
         for table in (self.time_of_day, self.day_of_week):

@@ -1,11 +1,14 @@
-"""Tasks decide what a model sees and what is scored: forecast, impute, classify.
+"""Tasks decide what a model sees, what is scored and how a model's output becomes a loss: forecast, impute,
+classify, and masked pre-training (:mod:`urbanst.tasks.pretrain`).
 
 A task object offers the same few things whatever it is, so the engine never asks which
-task it runs: ``name``, ``history``, ``horizon``, ``split``, ``objective`` ("regression" or
-"classification", what the trainer monitors), ``metric_keys`` (the overall metrics a result
-record keeps), ``fit_scaler(data)``, ``windows(data, scaler, splits)``, ``make_windows(series,
-origins, lags)``, ``data_spec(data)``, ``available_lags(data)``, ``evaluate(model, windows,
-batch_size, progress)`` returning an :class:`urbanst.engine.evaluate.Evaluation`, and ``describe()``.
+task it runs: ``name``, ``history``, ``horizon``, ``split``, ``objective`` ("regression",
+"classification" or "pretrain": what the trainer monitors), ``metric_keys`` (the overall metrics a
+result record keeps), ``fit_scaler(data, span)``, ``windows(data, scaler, splits)``, ``make_windows(series,
+origins, lags)``, ``data_spec(data)``, ``available_lags(data)``, ``loss(model, batch)``,
+``scorer(windows)``, ``evaluate(model, windows, batch_size, progress)`` returning an
+:class:`urbanst.evaluation.scoring.Evaluation`, ``few_shot(data, ratio)``, ``source_windows(sources,
+target)`` and ``describe()`` (see :class:`urbanst.tasks.base.Task`).
 """
 
 from __future__ import annotations

@@ -11,9 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from urbanst.data.windows import EventWindows, SeriesTensors
 from urbanst.errors import UrbanstError
+from urbanst.evaluation.scoring import EventScorer, ForecastSample, mixed_units
+from urbanst.tasks.objective import event_loss
 from urbanst.tasks.forecast import ForecastTask
 
 
@@ -38,10 +41,13 @@ class ClassifyTask(ForecastTask):
         return EventWindows(series, origins, self.history, self.horizon, lags, threshold=self.threshold,
                             future_exogenous=self.future_exogenous)
 
-    def evaluate(self, model, windows, batch_size: int = 64, progress: bool = True):
-        from urbanst.engine.evaluate import evaluate_events
+    def loss(self, model, batch: dict) -> torch.Tensor:
+        return event_loss(model(batch), batch)
 
-        return evaluate_events(model, windows, batch_size, decision=self.decision, policy=self.policy, progress=progress)
+    def scorer(self, windows) -> EventScorer:
+        """Event metrics of a split, and one-step-ahead event probabilities of units with mixed events to plot."""
+        return EventScorer(windows.horizon, windows.series.raw.shape[-1], decision=self.decision, policy=self.policy,
+                           sample=ForecastSample(mixed_units(windows)))
 
     def describe(self) -> dict:
         return {**super().describe(), "event": self.policy}

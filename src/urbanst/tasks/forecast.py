@@ -6,18 +6,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from urbanst.contract import DataSpec
 from urbanst.data.container import STData
 from urbanst.data.exogenous import FUTURE_TEXT, with_exogenous
 from urbanst.data.scalers import StandardScaler
 from urbanst.data.splits import SplitRule
 from urbanst.data.windows import ForecastWindows, SeriesTensors, forecast_origins, lag_steps
 from urbanst.errors import UrbanstError
+from urbanst.evaluation.scoring import ForecastSample, ValueScorer, busiest_units
+from urbanst.tasks.base import Task
 
 SPLITS = ("train", "val", "test")
 
 
 @dataclass
-class ForecastTask:
+class ForecastTask(Task):
     history: int = 12
     horizon: int = 12
     split: SplitRule = field(default_factory=SplitRule)
@@ -37,9 +40,16 @@ class ForecastTask:
         t1, t2 = self.split.boundaries(data.num_steps)
         return {"train": (0, t1), "val": (t1, t2), "test": (t2, data.num_steps)}
 
-    def fit_scaler(self, data: STData) -> StandardScaler:
-        _, t1 = self.boundaries(data)["train"]
-        return with_exogenous(StandardScaler.fit(data.values[:t1], data.observed_mask[:t1]), data, 0, t1)
+    def fit_scaler(self, data: STData, span: tuple[int, int] | None = None) -> StandardScaler:
+        """Per-channel statistics of the observed training values (of the steps ``span`` only, when given)."""
+        first, last = span or self.boundaries(data)["train"]
+        return with_exogenous(StandardScaler.fit(data.values[first:last], data.observed_mask[first:last]), data,
+                              first, last)
+
+    def span(self, windows, keep: int) -> tuple[int, int]:
+        """The steps the last ``keep`` windows read and score."""
+        origins = windows.origins[-keep:]
+        return int(origins[0]) - self.history, int(origins[-1]) + self.horizon
 
     def available_lags(self, data: STData) -> dict[str, int]:
         lags = {name: lag_steps(data, name) for name in self.periodic_lags}
@@ -66,9 +76,7 @@ class ForecastTask:
         """The window set over ``series`` at ``origins`` (a task that adds batch keys returns a subclass)."""
         return ForecastWindows(series, origins, self.history, self.horizon, lags, self.future_exogenous)
 
-    def data_spec(self, data: STData):
-        from urbanst.contract import DataSpec
-
+    def data_spec(self, data: STData) -> DataSpec:
         return DataSpec(
             dataset=data.name,
             num_units=data.num_units,
@@ -88,10 +96,11 @@ class ForecastTask:
             exogenous_names=list(data.exogenous_names) if data.exogenous is not None else [],
         )
 
-    def evaluate(self, model, windows, batch_size: int = 64, progress: bool = True):
-        from urbanst.engine.evaluate import evaluate_forecast
+    def scorer(self, windows) -> ValueScorer:
+        """Metrics of a split's forecasts, and one-step-ahead forecasts of its busiest units to plot."""
+        return ValueScorer(windows.horizon, windows.series.raw.shape[-1],
+                           sample=ForecastSample(busiest_units(windows)))
 
-        return evaluate_forecast(model, windows, batch_size, progress=progress)
 
     def exogenous_note(self, data: STData) -> str:
         """How the windows fill the weather over the horizon (empty for data without exogenous series)."""

@@ -33,6 +33,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from urbanst.contract import DataSpec
 from urbanst.data.container import STData
 from urbanst.data.impute_windows import ImputeWindows, segments, sliding_starts, tiling
 from urbanst.data.masking import seeded_share, training_hide
@@ -40,6 +41,8 @@ from urbanst.data.scalers import StandardScaler
 from urbanst.data.splits import SplitRule
 from urbanst.data.windows import SeriesTensors
 from urbanst.errors import UrbanstError
+from urbanst.evaluation.scoring import StitchedSample, ValueScorer, busiest_units
+from urbanst.tasks.base import Task
 
 SPLITS = ("train", "val", "test")
 DEFAULT_WINDOW = 36
@@ -59,7 +62,7 @@ class Plan:
 
 
 @dataclass
-class ImputeTask:
+class ImputeTask(Task):
     history: int | None = None  # the window length L
     horizon: int | None = None  # must equal history when given
     split: SplitRule = field(default_factory=SplitRule)
@@ -141,10 +144,21 @@ class ImputeTask:
         return self.plan(data).text
 
     # -- the task protocol ---------------------------------------------------------------
-    def fit_scaler(self, data: STData) -> StandardScaler:
+    def fit_scaler(self, data: STData, span: tuple[int, int] | None = None) -> StandardScaler:
+        """Per-channel statistics of the visible training entries (what no split scores), of the steps ``span``
+        only when given."""
         plan = self.plan(data)
-        train = plan.steps["train"]
+        train = plan.steps["train"].copy()
+        if span is not None:
+            outside = np.ones_like(train)
+            outside[span[0] : span[1]] = False
+            train[outside] = False
         return StandardScaler.fit(data.values[train], plan.visible(data)[train])
+
+    def span(self, windows, keep: int) -> tuple[int, int]:
+        """The steps the last ``keep`` windows cover."""
+        origins = windows.origins[-keep:]
+        return int(origins[0]), int(origins[-1]) + self.history
 
     def available_lags(self, data: STData) -> dict[str, int]:
         return {}
@@ -179,9 +193,7 @@ class ImputeTask:
             out[split] = windows
         return out
 
-    def data_spec(self, data: STData):
-        from urbanst.contract import DataSpec
-
+    def data_spec(self, data: STData) -> DataSpec:
         grid = data.grid_shape if data.grid_shape and data.num_units == data.grid_shape[0] * data.grid_shape[1] else None
         return DataSpec(dataset=data.name, num_units=data.num_units, num_channels=data.num_channels,
                         history=self.history, horizon=self.horizon, steps_per_day=data.steps_per("day"), lags=[],
@@ -191,10 +203,12 @@ class ImputeTask:
     def make_windows(self, series, origins, lags):
         raise UrbanstError("imputation fills gaps inside the data and has no future window; predict with --split val or test")
 
-    def evaluate(self, model, windows, batch_size: int = 64, progress: bool = True):
-        from urbanst.engine.evaluate_impute import evaluate_impute
+    def scorer(self, windows) -> ValueScorer:
+        """Metrics per position in the window (each scored entry counts once: the tiles never score twice), and
+        the filled series of the busiest units to plot."""
+        return ValueScorer(windows.length, windows.series.raw.shape[-1], policy=windows.protocol_text,
+                           sample=StitchedSample(windows, busiest_units(windows)))
 
-        return evaluate_impute(model, windows, batch_size, progress=progress)
 
     def describe(self) -> dict:
         return {"task": self.name, "history": self.history, "horizon": self.horizon, "split": self.split.describe(),

@@ -27,7 +27,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from urbanst.backbones import build_backbone, state_to_save_with_backbone
+from urbanst.backbones import build_backbone
 from urbanst.data.exogenous import exo_to_original, is_angle
 from urbanst.data.graphs import KM_PER_MS_HOUR, bearings_deg, default_sigma, distances_km, gaussian_kernel
 from urbanst.data.graphs import normalise_rows, wind_graph
@@ -35,7 +35,7 @@ from urbanst.errors import UrbanstError
 from urbanst.models.airgpt.encoder import GRAPHS, GraphFusionEncoder
 from urbanst.models.airgpt.instruction import WeatherInstruction
 from urbanst.models.base import STModel
-from urbanst.contract import DataSpec
+from urbanst.contract import DataSpec, ModelOutput
 from urbanst.nn.anchors import seasonal_naive
 from urbanst.models.urbangpt.instruction import Context
 
@@ -174,7 +174,7 @@ class AirGPT(STModel):
         return self.align(torch.cat(parts, -1)) + self.instruction.station_names(self.backbone, batch)
 
     # -- forward -------------------------------------------------------------------------------
-    def forward(self, batch: dict) -> torch.Tensor:
+    def forward(self, batch: dict) -> ModelOutput:
         """Scaled forecasts ``[B, P, N, C]``."""
         c = self.config
         tokens = self.tokens(batch)
@@ -183,13 +183,10 @@ class AirGPT(STModel):
         mask = torch.cat([mask, torch.ones(tokens.shape[:2], dtype=torch.bool, device=mask.device)], 1)
         hidden = self.backbone(self.dropout(sequence), mask)[:, -tokens.shape[1]:]
         out = rearrange(self.head(hidden), "b n (p c) -> b p n c", p=c.horizon)
-        return out + seasonal_naive(batch, None, c.horizon) if c.anchor else out
+        return ModelOutput(out + seasonal_naive(batch, None, c.horizon) if c.anchor else out)
 
     def instruction_text(self, batch: dict, i: int = 0) -> str:
         return self.instruction.text(batch, i)
-
-    def state_to_save(self) -> dict[str, torch.Tensor]:
-        return state_to_save_with_backbone(self, self.config.backbone_policy)
 
 
 class AirGPTStatic(AirGPT):

@@ -17,6 +17,7 @@ import torch
 from einops import rearrange
 from tqdm.auto import tqdm
 
+from urbanst.contract import ModelOutput
 from urbanst.models.base import STModel
 from urbanst.models.baselines.ridge import Ridge, RidgeConfig
 
@@ -58,10 +59,10 @@ class HistoryRate(STModel):
         overall = hits.sum(0) / count.sum(0).clamp(min=1)  # a weekday never observed falls back to the overall rate
         self.rate.copy_(torch.where(count > 0, hits / count.clamp(min=1), overall).float())
 
-    def forward(self, batch: dict) -> torch.Tensor:
+    def forward(self, batch: dict) -> ModelOutput:
         h = self.config.history
         slot = batch["day_of_week"][:, h:] if self.config.per_weekday else torch.zeros_like(batch["day_of_week"][:, h:])
-        return torch.logit(self.rate[slot].clamp(EPS, 1 - EPS))
+        return ModelOutput(torch.logit(self.rate[slot].clamp(EPS, 1 - EPS)))
 
 
 @dataclass

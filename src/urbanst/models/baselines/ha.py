@@ -6,15 +6,16 @@ from dataclasses import dataclass
 
 import torch
 
+from urbanst.contract import ModelOutput
 from urbanst.models.base import STModel
+from urbanst.nn.embeddings import time_slot
 
 
 def week_slot(time_of_day: torch.Tensor, day_of_week: torch.Tensor, steps_per_day: int | None) -> torch.Tensor:
     """Index of the slot of the week, 0 .. 7 * steps_per_day - 1 (0 everywhere without a daily step)."""
     if not steps_per_day:
         return torch.zeros_like(day_of_week)
-    step = torch.round(time_of_day * steps_per_day).long() % steps_per_day
-    return day_of_week * steps_per_day + step
+    return day_of_week * steps_per_day + time_slot(time_of_day, steps_per_day)
 
 
 @dataclass
@@ -51,7 +52,7 @@ class HistoricalAverage(STModel):
         overall = values.sum(0) / mask.sum(0).clamp(min=1)
         self.profile.copy_(torch.where(count > 0, total / count.clamp(min=1), overall).float())
 
-    def forward(self, batch: dict) -> torch.Tensor:
+    def forward(self, batch: dict) -> ModelOutput:
         h = self.config.history
         slot = week_slot(batch["time_of_day"][:, h:], batch["day_of_week"][:, h:], self.config.steps_per_day)
-        return self.profile[slot]
+        return ModelOutput(self.profile[slot])

@@ -18,7 +18,7 @@ import torch
 from urbanst.data.graphs import great_circle_km
 from urbanst.errors import UrbanstError
 from urbanst.models.base import STModel
-from urbanst.contract import DataSpec
+from urbanst.contract import DataSpec, ModelOutput
 
 
 def _neighbour_steps(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,11 +54,11 @@ class LOCF(_ImputeBaseline):
     config_class = WindowConfig
     unit_agnostic = True
 
-    def forward(self, batch: dict) -> torch.Tensor:
+    def forward(self, batch: dict) -> ModelOutput:
         x, mask = batch["x"], batch["input_mask"]
         before, after = _neighbour_steps(mask)
         fill = torch.where(after < x.shape[1], _at(x, after), torch.zeros_like(x))
-        return torch.where(before >= 0, _at(x, before), fill)
+        return ModelOutput(torch.where(before >= 0, _at(x, before), fill))
 
 
 def linear_fill(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -82,8 +82,8 @@ class LinearInterpolation(_ImputeBaseline):
     config_class = WindowConfig
     unit_agnostic = True
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        return linear_fill(batch["x"], batch["input_mask"])
+    def forward(self, batch: dict) -> ModelOutput:
+        return ModelOutput(linear_fill(batch["x"], batch["input_mask"]))
 
 
 @dataclass
@@ -114,8 +114,8 @@ class MeanImpute(_ImputeBaseline):
         total = (train_windows.series.scaled[covered].double() * visible).sum(0)
         self.mean.copy_((total / visible.sum(0).clamp(min=1)).float())
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        return self.mean.expand_as(batch["x"])
+    def forward(self, batch: dict) -> ModelOutput:
+        return ModelOutput(self.mean.expand_as(batch["x"]))
 
 
 @dataclass
@@ -173,10 +173,10 @@ class IDW(MeanImpute):
         self.neighbour_index.copy_(torch.from_numpy(index))
         self.neighbour_weight.copy_(torch.from_numpy(weight))
 
-    def forward(self, batch: dict) -> torch.Tensor:
+    def forward(self, batch: dict) -> ModelOutput:
         x, mask = batch["x"], batch["input_mask"]
         near_x, near_mask = x[:, :, self.neighbour_index], mask[:, :, self.neighbour_index]  # [B, L, N, k, C]
         w = torch.where(near_mask, self.neighbour_weight[None, None, :, :, None], 0.0)
         total = w.sum(3)
         estimate = (w * near_x).sum(3) / total.clamp(min=1e-12)
-        return torch.where(total > 0, estimate, self.mean.expand_as(x))
+        return ModelOutput(torch.where(total > 0, estimate, self.mean.expand_as(x)))

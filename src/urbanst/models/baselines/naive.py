@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from urbanst.contract import last_observed
+from urbanst.contract import ModelOutput, last_observed
 from urbanst.nn.anchors import seasonal_naive
 from urbanst.models.base import STModel
 from urbanst.errors import UrbanstError
@@ -35,14 +35,14 @@ class LastValue(STModel):
     unit_agnostic = True
     tasks = ("forecast", "classify")
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        if self.config.task == "classify":
+    def forward(self, batch: dict) -> ModelOutput:
+        if self.task == "classify":
             event = last_observed(batch["x_event"].float(), batch["input_mask"])
             seen = batch["input_mask"].any(1)
             last = torch.where(seen, (2 * event - 1) * LOGIT_CAP, torch.zeros_like(event))
         else:
             last = last_observed(batch["x"], batch["input_mask"])
-        return last.unsqueeze(1).expand(-1, self.config.horizon, -1, -1)
+        return ModelOutput(last.unsqueeze(1).expand(-1, self.config.horizon, -1, -1))
 
 
 class _Seasonal(STModel):
@@ -60,8 +60,8 @@ class _Seasonal(STModel):
             raise UrbanstError(f"{self.name} needs a step that divides {'a day' if self.lag == '1d' else 'a week'}; this data offers lags {config.lags}")
         self.index = config.lags.index(self.lag)
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        return seasonal_naive(batch, self.index)
+    def forward(self, batch: dict) -> ModelOutput:
+        return ModelOutput(seasonal_naive(batch, self.index))
 
 
 class SeasonalDay(_Seasonal):

@@ -15,8 +15,9 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from tqdm.auto import tqdm
 
-from urbanst.contract import to_scaled
+from urbanst.contract import ModelOutput, to_scaled
 from urbanst.models.base import STModel
+from urbanst.nn.embeddings import time_slot
 
 
 @dataclass
@@ -56,7 +57,7 @@ class Ridge(STModel):
         target_tod = batch["time_of_day"][:, H:]
         target_dow = batch["day_of_week"][:, H:]
         if self.tod_bins:
-            bins = (target_tod * self.tod_bins).long().clamp(max=self.tod_bins - 1)
+            bins = time_slot(target_tod, self.tod_bins)
             parts.append(repeat(F.one_hot(bins, self.tod_bins).to(x.dtype), "b p f -> b p n c f", n=N, c=C))
         if self.dow_bins:
             parts.append(repeat(F.one_hot(target_dow, 7).to(x.dtype), "b p f -> b p n c f", n=N, c=C))
@@ -80,5 +81,5 @@ class Ridge(STModel):
         eye[-1, -1] = 0.0  # the bias is not shrunk
         self.weight.copy_(torch.linalg.solve(gram + eye, moment.unsqueeze(-1)).squeeze(-1).float())
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        return torch.einsum("bpncf,pf->bpnc", self.features(batch), self.weight)
+    def forward(self, batch: dict) -> ModelOutput:
+        return ModelOutput(torch.einsum("bpncf,pf->bpnc", self.features(batch), self.weight))

@@ -38,13 +38,12 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from urbanst.backbones import build_backbone, state_to_save_with_backbone
+from urbanst.backbones import build_backbone
 from urbanst.backbones.loading import DEFAULT_NAME
-from urbanst.contract import to_scaled
+from urbanst.contract import ModelOutput
 from urbanst.errors import UrbanstError
 from urbanst.models.base import STModel
 from urbanst.models.baselines.impute import linear_fill
-from urbanst.nn.losses import masked_mae
 
 
 PREFILLS = ("linear", "zero")
@@ -105,8 +104,6 @@ class LLM4HRS(STModel):
             self.fuse.weight.fill_(0.5)
             self.fuse.bias.zero_()
 
-    def state_to_save(self) -> dict[str, torch.Tensor]:
-        return state_to_save_with_backbone(self, self.config.backbone_policy)
 
     # -- branches over x, mask [S, L, N] -------------------------------------------------
     def temporal(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,18 +133,11 @@ class LLM4HRS(STModel):
         return self.space_out(hidden).transpose(1, 2)  # [S, L, N]
 
     # -- the model --------------------------------------------------------------------------
-    def forward(self, batch: dict) -> torch.Tensor:
-        return self.estimates(batch)[0]
-
-    def training_loss(self, batch: dict) -> torch.Tensor:
-        """L1 (scaled units) on the entries the batch hid, of the fused estimate plus ``branch_loss`` times
-        that of each branch."""
-        target, mask = to_scaled(batch, batch["y"]), batch["target_mask"]
+    def forward(self, batch: dict) -> ModelOutput:
+        """The fused estimate; each branch's own estimate counts in the loss with weight ``branch_loss``."""
         fused, temporal, spatial = self.estimates(batch)
-        loss = masked_mae(fused, target, mask)
-        if self.config.branch_loss:
-            loss = loss + self.config.branch_loss * (masked_mae(temporal, target, mask) + masked_mae(spatial, target, mask))
-        return loss
+        weight = self.config.branch_loss
+        return ModelOutput(fused, auxiliary=[(temporal, weight), (spatial, weight)] if weight else [])
 
     def estimates(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The fused, temporal and spatial estimates, each ``[B, L, N, C]`` in scaled units."""

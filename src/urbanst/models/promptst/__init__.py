@@ -2,6 +2,5 @@
 
 from urbanst.models.promptst.config import PromptSTConfig
 from urbanst.models.promptst.model import PromptST
-from urbanst.models.promptst.stages import two_stage
 
-__all__ = ["PromptST", "PromptSTConfig", "two_stage"]
+__all__ = ["PromptST", "PromptSTConfig"]

@@ -42,6 +42,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from urbanst.contract import ModelOutput
 from urbanst.errors import UrbanstError
 from urbanst.models.base import STModel
 from urbanst.models.promptst.config import PROMPT_LR, SHARED_LR, PromptSTConfig
@@ -223,17 +224,11 @@ class PromptST(STModel):
             out = out[:, [order.index(a) for a in attrs]]
         return rearrange(out, "b c n p -> b p n c")
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        return self.predict(batch)
-
-    def training_loss(self, batch: dict) -> torch.Tensor:
-        """Masked MAE in scaled units; in stage ``"prompt"`` over the tuning attributes only."""
-        from urbanst.contract import to_scaled
-        from urbanst.nn.losses import masked_mae
-
+    def forward(self, batch: dict) -> ModelOutput:
+        """Every attribute's forecast; while prompt tuning trains, only the tuning attributes' (the loss covers
+        those alone)."""
         c = self.config
-        if c.stage == "prompt" and c.tuning_attributes:
+        if self.training and c.stage == "prompt" and c.tuning_attributes:
             attrs = [self._attribute_index(a) for a in c.tuning_attributes]
-            target = to_scaled(batch, batch["y"])[..., attrs]
-            return masked_mae(self.predict(batch, attrs), target, batch["target_mask"][..., attrs])
-        return masked_mae(self.predict(batch), to_scaled(batch, batch["y"]), batch["target_mask"])
+            return ModelOutput(self.predict(batch, attrs), channels=attrs)
+        return ModelOutput(self.predict(batch))

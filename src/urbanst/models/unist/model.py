@@ -38,10 +38,10 @@ earlier, else a day; the values the period prompt reads) plus the decoded correc
 output layer starts at zero, so training starts from seasonal naive instead of from the mean.
 Masked reconstruction (pre-training, test-time adaptation) is not anchored.
 
-Stages: ``pretrain_loss`` (masked reconstruction over the whole window with a strategy
-drawn per batch, without prompts), ``training_loss`` (forecasting: masked MAE/MSE on the
-scored targets, prompts on), and ``prompt_tuning()`` (freezes everything but the prompt
-network, and optionally the head).
+Stages: masked pre-training (``reconstruct(batch, "window")``: masked reconstruction over the whole
+window with a strategy drawn per batch, without prompts), forecasting (the task's masked MAE, or MSE
+with ``loss="mse"``, on the scored targets, prompts on), and ``prompt_tuning()`` (freezes everything
+but the prompt network, and optionally the head).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from torch import nn
 
 from urbanst.errors import UrbanstError
 from urbanst.models.base import STModel
-from urbanst.contract import DataSpec
+from urbanst.contract import DataSpec, ModelOutput, to_original, to_scaled
 from urbanst.nn.anchors import seasonal_anchor
 from urbanst.models.unist.config import UniSTConfig
 from urbanst.models.unist.geometry import SpatialWindows
@@ -81,6 +81,7 @@ class UniST(STModel):
     name = "unist"
     config_class = UniSTConfig
     default_lr = 1e-3
+    reconstructs = True
 
     def __init__(self, config: UniSTConfig):
         super().__init__(config)
@@ -277,11 +278,13 @@ class UniST(STModel):
         return self.decoder_norm(tokens)
 
     # -- forecasting --------------------------------------------------------------------
-    def forward(self, batch: dict) -> torch.Tensor:
+    def forward(self, batch: dict) -> ModelOutput:
         """The scaled forecast ``[B, P, N, C]``: the future tokens are masked and reconstructed."""
         if self.config.channels == "separate":
-            return _unfold_channels(self._forecast(_fold_channels(batch)), batch["x"].shape[-1])
-        return self._forecast(batch)
+            forecast = _unfold_channels(self._forecast(_fold_channels(batch)), batch["x"].shape[-1])
+        else:
+            forecast = self._forecast(batch)
+        return ModelOutput(forecast, loss=self.config.loss)
 
     def _forecast(self, batch: dict, use_prompts: bool = True) -> torch.Tensor:
         x = batch["x"]
@@ -317,48 +320,27 @@ class UniST(STModel):
         history = torch.where(batch["input_mask"], batch["x"], torch.zeros((), dtype=batch["x"].dtype))
         return self.prompt(history, layout, self.config.slots, enc_history, period, op)
 
-    def training_loss(self, batch: dict) -> torch.Tensor:
-        """Masked MAE (or MSE) in scaled units on the scored targets; missing targets never count."""
-        from urbanst.contract import to_scaled
-        from urbanst.nn.losses import masked_mae, masked_mse
+    # -- masked reconstruction ----------------------------------------------------------
+    def reconstruct(self, batch: dict, span: str = "inputs", strategy: str | None = None) -> ModelOutput:
+        """Masked reconstruction (MSE on the hidden observed entries, as the release), without prompts.
 
-        loss = masked_mae if self.config.loss == "mae" else masked_mse
-        target = torch.where(batch["target_mask"], to_scaled(batch, batch["y"]), torch.zeros(()))
-        return loss(self(batch), target, batch["target_mask"])
-
-    # -- masked pre-training -------------------------------------------------------------
-    def pretrain_loss(self, batch: dict, strategy: str | None = None) -> torch.Tensor:
-        """Masked-reconstruction MSE over the whole window (history + future), on hidden observed entries only."""
+        ``span="window"`` (pre-training): the whole window, history and future. ``"inputs"`` (test-time
+        adaptation): the input window split in two halves read as history and future; it reads ``x``,
+        ``input_mask``, the scaler and the time features of the input steps, never a target."""
+        if span == "inputs":
+            batch = _inputs_as_window(batch)
         if self.config.channels == "separate":
             batch = _fold_channels(batch)
-        return self.reconstruct(batch, strategy)[0]
+        prediction, target, scored, _, _ = self.masked_reconstruction(batch, strategy)
+        return ModelOutput(prediction, loss="mse", target=target, scored=scored)
 
-    def reconstruction_loss(self, batch: dict) -> torch.Tensor:
-        """Masked reconstruction of the input steps only (test-time adaptation, see ``urbanst.engine.adapt``):
-        the input window is split in two halves that ``reconstruct`` reads as history and future. Reads ``x``,
-        ``input_mask``, the scaler and the time features of the input steps, never a target."""
-        from urbanst.contract import to_original
-
-        x, seen = batch["x"], batch["input_mask"]
-        H = x.shape[1]
-        if H < 2:
-            raise UrbanstError("unist reconstructs inputs of two or more steps; use a longer --history")
-        half = H - H // 2
-        inputs = {k: v for k, v in batch.items() if k not in ("y", "target_mask", "periodic", "periodic_mask")}
-        inputs.update(x=x[:, :half], input_mask=seen[:, :half], y=to_original(batch, x[:, half:]),
-                      target_mask=seen[:, half:], time_of_day=batch["time_of_day"][:, :H],
-                      day_of_week=batch["day_of_week"][:, :H])
-        return self.pretrain_loss(inputs)
-
-    def reconstruct(self, batch: dict, strategy: str | None = None, draw: MaskDraw | None = None):
-        """``(loss, prediction [B, T, N, C], hidden entries [B, T, N, C], draw)`` for one masked window.
+    def masked_reconstruction(self, batch: dict, strategy: str | None = None, draw: MaskDraw | None = None):
+        """``(prediction, target, scored, hidden, draw)`` for one masked window, each ``[B, T, N, C]`` but the draw.
 
         The strategy is drawn per batch from ``config.pretrain_strategies`` (``attribute`` only
         for multi-attribute data); in eval mode the draw is fixed by the windows' origins so
         validation scores are comparable across epochs.
         """
-        from urbanst.contract import to_scaled
-
         c = self.config
         x, y = batch["x"], batch["y"]
         B, H, N, C = x.shape
@@ -397,11 +379,8 @@ class UniST(STModel):
         observed = to_volume(seen.to(values.dtype), layout, layout.hist_pad, layout.fut_pad) > 0
         hidden = unpatchify(draw.hide[:, :, :, None].expand(B, L, C, pv).reshape(B, L, C * pv).to(values.dtype),
                             layout, Tp) > 0
-        scored = hidden & observed
-        err = torch.where(scored, (pred - target) ** 2, torch.zeros((), dtype=pred.dtype))
-        loss = err.sum() / scored.sum().clamp(min=1)
         crop = lambda v: from_volume(v, layout, layout.hist_pad, H + P)  # noqa: E731
-        return loss, crop(pred), crop(hidden), draw
+        return crop(pred), crop(target), crop(hidden & observed), crop(hidden), draw
 
     # -- prompt tuning --------------------------------------------------------------------
     def prompt_tuning(self, train_head: bool = False) -> list[str]:
@@ -428,6 +407,20 @@ class UniST(STModel):
 # -- channels="separate": one single-attribute volume per attribute (the released code's way) --
 
 _PER_CHANNEL = ("x", "input_mask", "y", "target_mask")
+
+
+def _inputs_as_window(batch: dict) -> dict:
+    """The input window split in two halves that masked reconstruction reads as history and future."""
+    x, seen = batch["x"], batch["input_mask"]
+    H = x.shape[1]
+    if H < 2:
+        raise UrbanstError("unist reconstructs inputs of two or more steps; use a longer --history")
+    half = H - H // 2
+    inputs = {k: v for k, v in batch.items() if k not in ("y", "target_mask", "periodic", "periodic_mask")}
+    inputs.update(x=x[:, :half], input_mask=seen[:, :half], y=to_original(batch, x[:, half:]),
+                  target_mask=seen[:, half:], time_of_day=batch["time_of_day"][:, :H],
+                  day_of_week=batch["day_of_week"][:, :H])
+    return inputs
 
 
 def _fold_channels(batch: dict) -> dict:

@@ -35,14 +35,12 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from urbanst.backbones import build_backbone, state_to_save_with_backbone
-from urbanst.contract import to_scaled
+from urbanst.backbones import build_backbone
 from urbanst.models.base import STModel
-from urbanst.contract import DataSpec
+from urbanst.contract import DataSpec, ModelOutput
 from urbanst.nn.anchors import seasonal_anchor
 from urbanst.models.urbangpt.encoder import GatedTemporalEncoder
 from urbanst.models.urbangpt.instruction import DEFAULT_TEMPLATE, Context, Instruction, week_slots
-from urbanst.nn.losses import masked_bce_with_logits, masked_mae
 
 ST_TOKENS = 2
 
@@ -160,22 +158,15 @@ class UrbanGPT(STModel):
 
             self.instruction.set_context(replace(context, num_units=num_units, grid_shape=None))
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        """Scaled forecasts ``[B, P, N, C]``, or event logits in the classify task."""
-        return self._outputs(batch)[..., -1]
-
-    def training_loss(self, batch: dict) -> torch.Tensor:
+    def forward(self, batch: dict) -> ModelOutput:
+        """Scaled forecasts ``[B, P, N, C]``, or event logits in the classify task (the scaled counts beside them,
+        weighted by ``regression_weight``: UrbanGPT's joint loss). Training reads ``train_units`` regions
+        drawn per window; evaluation every region."""
         B, N = batch["x"].shape[0], batch["x"].shape[2]
         units = None
-        if self.training and self.config.train_units and self.config.train_units < N:  # validation: every region
+        if self.training and self.config.train_units and self.config.train_units < N:
             units = torch.rand(B, N, device=batch["x"].device).argsort(1)[:, : self.config.train_units]
         out = self._outputs(batch, units)
-        mask = take_units(batch["target_mask"], units)
-        loss = masked_mae(out[..., 0], take_units(to_scaled(batch, batch["y"]), units), mask)
         if self.config.task == "classify":
-            events = take_units(batch["y_event"], units)
-            loss = masked_bce_with_logits(out[..., 1], events, mask) + self.config.regression_weight * loss
-        return loss
-
-    def state_to_save(self) -> dict[str, torch.Tensor]:
-        return state_to_save_with_backbone(self, self.config.backbone_policy)
+            return ModelOutput(out[..., 1], auxiliary=[(out[..., 0], self.config.regression_weight)], units=units)
+        return ModelOutput(out[..., 0], units=units)
