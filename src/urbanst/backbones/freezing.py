@@ -27,6 +27,7 @@ from torch import nn
 
 from urbanst.backbones.loading import Backbone
 from urbanst.errors import UrbanstError
+from urbanst.nn.freezing import chosen_names, train_only
 
 POLICY_FORMS = ("frozen", "ln_only", "pfa:U", "lora:R", "full")
 _PATTERN = re.compile(r"^(frozen|ln_only|full)$|^(pfa|lora):([0-9]+)$")
@@ -54,25 +55,38 @@ def parse_policy(policy: str | FreezingPolicy) -> FreezingPolicy:
     return FreezingPolicy(match.group(2), int(match.group(3)))
 
 
-def trained_parameter_names(backbone: Backbone, policy: str | FreezingPolicy) -> list[str]:
-    """Names (as in ``backbone.named_parameters()``) that ``policy`` trains, in parameter order."""
-    policy = parse_policy(policy)
+def parameter_groups(backbone: Backbone) -> dict[str, list[str]]:
+    """The backbone's named parameter groups (names as in ``backbone.named_parameters()``; a name ending in
+    ``.`` is a prefix): ``norms``, ``positions``, ``attention.i`` (block i's attention), ``lora`` (adapters,
+    once applied) and ``all``."""
     names = [n for n, _ in backbone.named_parameters()]
-    if policy.kind == "full":
-        return names
-    if policy.kind == "frozen":
-        return []
-    if policy.kind == "lora":
-        _check_lora(backbone, policy)
-        return [n for n in names if ".lora_" in n]
-    chosen = set(_norm_names(backbone)) | {f"model.{p}" for p in backbone.layout.positions}
+    groups = {"norms": _norm_names(backbone), "positions": [f"model.{p}" for p in backbone.layout.positions]}
+    for i in range(backbone.num_layers):
+        groups[f"attention.{i}"] = [f"model.{backbone.layout.blocks}.{i}.{backbone.layout.attention}."]
+    groups["lora"] = [n for n in names if ".lora_" in n]
+    groups["all"] = names
+    return groups
+
+
+def policy_groups(backbone: Backbone, policy: str | FreezingPolicy) -> list[str]:
+    """The groups ``policy`` trains."""
+    policy = parse_policy(policy)
+    if policy.kind in ("frozen", "full", "lora"):
+        if policy.kind == "lora":
+            _check_lora(backbone, policy)
+        return {"frozen": [], "full": ["all"], "lora": ["lora"]}[policy.kind]
+    chosen = ["norms", "positions"]
     if policy.kind == "pfa":
         if policy.value > backbone.num_layers:
             raise UrbanstError(f"policy {policy}: the backbone has only {backbone.num_layers} layers")
-        for i in range(backbone.num_layers - policy.value, backbone.num_layers):
-            prefix = f"model.{backbone.layout.blocks}.{i}.{backbone.layout.attention}."
-            chosen.update(n for n in names if n.startswith(prefix))
-    return [n for n in names if n in chosen]
+        chosen += [f"attention.{i}" for i in range(backbone.num_layers - policy.value, backbone.num_layers)]
+    return chosen
+
+
+def trained_parameter_names(backbone: Backbone, policy: str | FreezingPolicy) -> list[str]:
+    """Names (as in ``backbone.named_parameters()``) that ``policy`` trains, in parameter order."""
+    names = [n for n, _ in backbone.named_parameters()]
+    return chosen_names(names, parameter_groups(backbone), policy_groups(backbone, policy))
 
 
 def apply_freezing(backbone: Backbone, policy: str | FreezingPolicy) -> Backbone:
@@ -86,9 +100,7 @@ def apply_freezing(backbone: Backbone, policy: str | FreezingPolicy) -> Backbone
         raise UrbanstError(f"backbone already carries LoRA ({backbone.policy}); build a fresh one for policy {policy}")
     if policy.kind == "lora" and backbone.peft_model is None:
         _inject_lora(backbone, policy.value)
-    trained = set(trained_parameter_names(backbone, policy))
-    for name, param in backbone.named_parameters():
-        param.requires_grad_(name in trained)
+    train_only(backbone, parameter_groups(backbone), policy_groups(backbone, policy))
     backbone.policy = str(policy)
     return backbone
 

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import types
 import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,6 +37,19 @@ WEIGHTS_FILE = "model.safetensors"
 SCALER_FILE = "scaler.json"
 
 
+@dataclass
+class SpecConfig:
+    """The fields of a model config that come from the data (:class:`~urbanst.contract.DataSpec`); a preset's
+    config adds its own, each with a default."""
+
+    num_units: int
+    num_channels: int
+    history: int
+    horizon: int
+    steps_per_day: int | None = None
+    lags: list[str] = field(default_factory=list)  # the periodic lags of the batches, in order
+
+
 class STModel(nn.Module):
     name: ClassVar[str]
     config_class: ClassVar[type]
@@ -45,6 +59,7 @@ class STModel(nn.Module):
     unit_agnostic: ClassVar[bool] = False  # True when no weight is tied to a particular unit
     tasks: ClassVar[tuple[str, ...]] = ("forecast",)  # the tasks it can serve; more than one: a config field ``task``
     reconstructs: ClassVar[bool] = False  # has ``reconstruct``: can be pre-trained and adapted at test time
+    groups: ClassVar[dict[str, tuple[str, ...]]] = {}  # named parameter groups beyond one per part (train_only)
 
     def __init__(self, config):
         super().__init__()
@@ -114,6 +129,30 @@ class STModel(nn.Module):
         """Fit statistics from the training windows; models trained by gradient do nothing here."""
 
     # -- parameters ---------------------------------------------------------------------
+    def parameter_groups(self) -> dict[str, list[str]]:
+        """Named groups of parameter names (a name ending in ``.`` is a prefix) for :meth:`train_only`: each part
+        by its attribute name, the preset's own ``groups`` (e.g. ``prompts``, ``head``), and every group of its
+        language model under ``lm.`` (``lm.norms``, ``lm.attention.1``...; see
+        :func:`urbanst.backbones.freezing.parameter_groups`)."""
+        from urbanst.backbones import Backbone, parameter_groups
+
+        groups = {name: [f"{name}." if isinstance(child, nn.Module) else name]
+                  for name, child in [*self.named_children(), *self.named_parameters(recurse=False)]}
+        groups.update({name: list(prefixes) for name, prefixes in self.groups.items()})
+        for name, module in self.named_children():
+            if isinstance(module, Backbone):
+                groups.update({f"lm.{g}": [f"{name}.{m}" for m in members] for g, members in parameter_groups(module).items()})
+        return groups
+
+    def train_only(self, groups: list[str]) -> list[str]:
+        """Freeze every parameter but those of the named ``groups``; returns the names left to train."""
+        from urbanst.nn.freezing import train_only
+
+        try:
+            return train_only(self, self.parameter_groups(), groups)
+        except ValueError as err:
+            raise UrbanstError(f"model {self.name!r}: {err}") from None
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 

@@ -8,25 +8,19 @@ residual MLP layers to the whole horizon at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from einops import rearrange
 from torch import nn
 
 from urbanst.contract import ModelOutput
-from urbanst.models.base import STModel
+from urbanst.models.base import SpecConfig, STModel
 from urbanst.nn.embeddings import TimeEmbedding, UnitEmbedding
 
 
 @dataclass
-class STIDConfig:
-    num_units: int
-    num_channels: int
-    history: int
-    horizon: int
-    steps_per_day: int | None = None
-    lags: list[str] = field(default_factory=list)
+class STIDConfig(SpecConfig):
     embed_dim: int = 32
     num_layers: int = 3
     dropout: float = 0.1

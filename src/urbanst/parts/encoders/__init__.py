@@ -1,0 +1,1 @@
+"""Encoders: spatio-temporal data to tokens."""

@@ -1,0 +1,1 @@
+"""Prompts: memory pools, prefix tokens, and the instruction text a language model reads."""
