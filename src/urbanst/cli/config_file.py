@@ -22,7 +22,7 @@ def read_config_file(parser: Parser, argv: list[str]) -> None:
     path = pre.parse_known_args(argv)[0].config
     if not path:
         return
-    name = next((a for a in argv if a in parser.commands), None)
+    name = next((a for a in argv if not a.startswith("-")), None)  # the global flags take no value
     command = parser.commands.get(name)
     if command is None or "config" not in command.flags:
         parser.fail("--config goes after a command that takes it: urbanst fit|benchmark|pretrain --config FILE.yaml")
