@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 from einops import rearrange
-from tqdm.auto import tqdm
+from urbanst.progress import bar
 
 from urbanst.contract import ModelOutput
 from urbanst.models.base import STModel
@@ -93,7 +93,7 @@ class Logistic(Ridge):
         weight = torch.zeros(P, Fn, dtype=torch.float64)
         penalty = torch.full((Fn,), float(self.config.alpha), dtype=torch.float64)
         penalty[-1] = 0.0  # the bias is not shrunk
-        for _ in tqdm(range(self.config.max_iter), desc="logistic fit", leave=False):
+        for _ in bar(range(self.config.max_iter), desc="logistic fit"):
             grad = weight * penalty
             hess = torch.diag_embed(penalty.expand(P, -1)).clone()
             for feats, label, keep in self._rows(train_windows):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
-from tqdm.auto import tqdm
+from urbanst.progress import bar
 
 from urbanst.contract import ModelOutput, to_scaled
 from urbanst.models.base import STModel
@@ -69,7 +69,7 @@ class Ridge(STModel):
         gram = torch.zeros(P, Fn, Fn, dtype=torch.float64)
         moment = torch.zeros(P, Fn, dtype=torch.float64)
         size = self.config.batch_size
-        for start in tqdm(range(0, len(train_windows), size), desc="ridge fit", leave=False):
+        for start in bar(range(0, len(train_windows), size), desc="ridge fit"):
             batch = train_windows.__getitems__(list(range(start, min(start + size, len(train_windows)))))
             feats = rearrange(self.features(batch), "b p n c f -> p (b n c) f").double()
             target = rearrange(to_scaled(batch, batch["y"]), "b p n c -> p (b n c)").double()
