@@ -29,7 +29,7 @@ from urbanst.engine.train import TrainConfig, TrainResult, train
 from urbanst.errors import UrbanstError
 from urbanst.evaluation.records import ResultRecord
 from urbanst.evaluation.scoring import Evaluation
-from urbanst.models.base import STModel
+from urbanst.models.base import SpecConfig, STModel
 from urbanst.models.registry import model_class
 from urbanst.contract import DataSpec
 from urbanst.tasks import make_task
@@ -154,16 +154,19 @@ def build_model(name: str, prepared: Prepared, init: str | Path | None = None, *
 
 
 def check_applicable(model: STModel, data: STData) -> None:
-    """A model with per-unit weights only runs on the units it was built for."""
-    units = getattr(model.config, "num_units", None)
-    if units is not None and not model.unit_agnostic and units != data.num_units:
+    """A model built for the data's shape (a ``SpecConfig``) runs on as many channels, and, unless it is
+    ``unit_agnostic``, on the units it was built for; a model that reads any shape (naive, ridge) runs anywhere."""
+    config = model.config
+    if not isinstance(config, SpecConfig):
+        return
+    if not model.unit_agnostic and config.num_units != data.num_units:
         raise UrbanstError(
-            f"model {model.name!r} has weights for {units} units and cannot run on {data.name!r} with {data.num_units}; "
-            "use a model that transfers across unit sets (e.g. unist) for this pair"
+            f"model {model.name!r} has weights for {config.num_units} units and cannot run on {data.name!r} with "
+            f"{data.num_units}; use a model that transfers across unit sets (e.g. unist) for this pair"
         )
-    channels = getattr(model.config, "num_channels", None)
-    if channels is not None and channels != data.num_channels:
-        raise UrbanstError(f"model {model.name!r} was built for {channels} channels, {data.name!r} has {data.num_channels}")
+    if config.num_channels != data.num_channels:
+        raise UrbanstError(f"model {model.name!r} was built for {config.num_channels} channels, {data.name!r} has "
+                           f"{data.num_channels}")
 
 
 def fit_model(model: STModel, prepared: Prepared, train_cfg: TrainConfig) -> TrainResult | None:
@@ -218,17 +221,14 @@ def score(model: STModel, prepared: Prepared, train_seconds: float, progress: bo
 def _notes(prepared: Prepared, adaptation: dict) -> str:
     """The setting's note, test-time adaptation if any, and, for data with exogenous series, how the weather
     over the horizon was filled."""
-    exogenous = getattr(prepared.task, "exogenous_note", None)
     tta = (f"test-time adaptation: {adaptation['steps']} steps of masked reconstruction on the inputs of the "
            f"{adaptation['windows']} {adaptation['split']} windows (targets never read)") if adaptation else ""
-    parts = [prepared.setting.get("note", ""), tta, exogenous(prepared.data) if exogenous else ""]
+    parts = [prepared.setting.get("note", ""), tta, prepared.task.exogenous_note(prepared.data)]
     return "; ".join(p for p in parts if p)
 
 
 def _split_text(prepared: Prepared) -> str:
-    """The split rule in words; a task whose split depends on the data (impute) describes it itself."""
-    describe = getattr(prepared.task, "split_description", None)
-    return describe(prepared.data) if describe else prepared.task.split.describe()
+    return prepared.task.split_description(prepared.data)
 
 
 def run_model(name: str, prepared: Prepared, train_cfg: TrainConfig, init=None, progress: bool = True, **options):

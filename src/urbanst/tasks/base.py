@@ -20,6 +20,14 @@ class Task:
     A task provides ``fit_scaler(data, span=None)``, ``windows(data, scaler, splits)``, ``scorer(windows)``
     and ``span(windows, keep)`` (the steps the last ``keep`` training windows cover)."""
 
+    def split_description(self, data: STData) -> str:
+        """The split rule in words (a task whose split depends on the data describes it from the data)."""
+        return self.split.describe()
+
+    def exogenous_note(self, data: STData) -> str:
+        """How the windows fill the weather over the horizon (empty when the task reads no exogenous series)."""
+        return ""
+
     def loss(self, model, batch: dict) -> torch.Tensor:
         """The training loss of ``model`` on ``batch``: the scaled prediction against the scored targets."""
         return regression_loss(model(batch), batch)

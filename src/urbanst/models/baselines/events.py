@@ -18,18 +18,14 @@ from einops import rearrange
 from urbanst.progress import bar
 
 from urbanst.contract import ModelOutput
-from urbanst.models.base import STModel
+from urbanst.models.base import SpecConfig, STModel
 from urbanst.models.baselines.ridge import Ridge, RidgeConfig
 
 EPS = 1e-4  # probabilities are kept in [EPS, 1 - EPS] so every logit is finite
 
 
 @dataclass
-class HistoryRateConfig:
-    num_units: int
-    num_channels: int
-    history: int
-    horizon: int
+class HistoryRateConfig(SpecConfig):
     task: str = "classify"
     per_weekday: bool = False  # one rate per day of the week instead of one overall
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from urbanst.contract import ModelOutput
-from urbanst.models.base import STModel
+from urbanst.models.base import SpecConfig, STModel
 from urbanst.nn.embeddings import time_slot
 
 
@@ -19,12 +19,8 @@ def week_slot(time_of_day: torch.Tensor, day_of_week: torch.Tensor, steps_per_da
 
 
 @dataclass
-class HAConfig:
-    num_units: int
-    num_channels: int
-    horizon: int
-    history: int
-    steps_per_day: int | None = None
+class HAConfig(SpecConfig):
+    """The data fields only: the profile has one slot per step of the week."""
 
 
 class HistoricalAverage(STModel):

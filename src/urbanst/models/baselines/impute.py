@@ -17,7 +17,7 @@ import torch
 
 from urbanst.data.graphs import great_circle_km
 from urbanst.errors import UrbanstError
-from urbanst.models.base import STModel
+from urbanst.models.base import SpecConfig, STModel
 from urbanst.contract import DataSpec, ModelOutput
 
 
@@ -87,11 +87,8 @@ class LinearInterpolation(_ImputeBaseline):
 
 
 @dataclass
-class MeanConfig:
-    num_units: int
-    num_channels: int
-    history: int
-    horizon: int
+class MeanConfig(SpecConfig):
+    """The data fields only: one mean per unit and channel."""
 
 
 class MeanImpute(_ImputeBaseline):
