@@ -14,6 +14,8 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from tqdm import tqdm
+
 import urbanst
 
 PACKAGE = Path(urbanst.__file__).resolve().parent
@@ -26,7 +28,7 @@ def quiet_libraries(verbose: bool = False):
 
         def show(message, category, filename, lineno, file=None, line=None):
             if _ours(filename):
-                print(f"urbanst: warning: {message}", file=sys.stderr)
+                tqdm.write(f"urbanst: warning: {message}", file=sys.stderr)  # above a bar on screen, if any
             elif verbose:
                 library_warning(message, category, filename, lineno, file, line)
 

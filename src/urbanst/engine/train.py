@@ -106,7 +106,7 @@ class TrainingLine(ProgressBar):
     def on_train_start(self, trainer, pl_module) -> None:
         self.started, self.first_epoch = time.perf_counter(), trainer.current_epoch
         self.line = bar(None, pl_module.model.name, enabled=self.enabled, total=1.0)
-        self.line.bar_format = f"{{desc}}  {{bar:20}}  epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+        self.line.bar_format = _layout(trainer)
         self.line.refresh()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -117,8 +117,8 @@ class TrainingLine(ProgressBar):
         left = spent * (trainer.max_epochs - epochs) / (epochs - self.first_epoch)
         if self.time_budget:
             left = min(left, max(0.0, self.time_budget - spent))
-        self.line.bar_format = (f"{{desc}}  {{bar:20}}  epoch {trainer.current_epoch + 1}/{trainer.max_epochs}, "
-                                f"{_clock(spent)} spent, {_clock(left)} left{_score(trainer, pl_module)}")
+        status = f", {_clock(spent)} spent, {_clock(left)} left{_score(trainer, pl_module)}"
+        self.line.bar_format = _layout(trainer, status)
         self.line.update(spent / (spent + left) - self.line.n)  # redrawn at most every 0.1 s
 
     def on_train_end(self, trainer, pl_module) -> None:
@@ -136,6 +136,11 @@ class TrainingLine(ProgressBar):
             why = ""
         print(f"{pl_module.model.name}: trained {trainer.current_epoch - self.first_epoch} epoch(s) in {_clock(spent)}"
               f"{score}{why}", flush=True)
+
+
+def _layout(trainer, status: str = "") -> str:
+    """tqdm's format of the line: the model's name, the bar, the epoch and ``status``."""
+    return f"{{desc}}  {{bar:20}}  epoch {trainer.current_epoch + 1}/{trainer.max_epochs}{status}"
 
 
 def _clock(seconds: float) -> str:
@@ -164,12 +169,12 @@ def eval_loader(windows, batch_size: int) -> DataLoader:
     return DataLoader(windows, batch_size=batch_size, shuffle=False, collate_fn=collate_batch)
 
 
-def train(model, train_windows, val_windows, cfg: TrainConfig, task) -> TrainResult:
+def train(model, train_windows, val_windows, cfg: TrainConfig, objective: str = "regression") -> TrainResult:
     """Fit ``model`` in place; on return it holds the weights of the best validation checkpoint."""
     if cfg.resume and not Path(cfg.resume).is_file():
         raise UrbanstError(f"checkpoint to resume not found: {cfg.resume}")
     L.seed_everything(cfg.seed, verbose=False)
-    module = STModule(model, task, lr=cfg.lr or model.default_lr, weight_decay=cfg.weight_decay, seed=cfg.seed)
+    module = STModule(model, lr=cfg.lr or model.default_lr, weight_decay=cfg.weight_decay, objective=objective, seed=cfg.seed)
     train_dl = train_loader(train_windows, cfg.batch_size, cfg.seed)
     val_dl = eval_loader(val_windows, cfg.batch_size)
     root = Path(cfg.output) if cfg.output else Path(tempfile.mkdtemp(prefix="urbanst-train-"))
