@@ -169,12 +169,12 @@ def eval_loader(windows, batch_size: int) -> DataLoader:
     return DataLoader(windows, batch_size=batch_size, shuffle=False, collate_fn=collate_batch)
 
 
-def train(model, train_windows, val_windows, cfg: TrainConfig, objective: str = "regression") -> TrainResult:
+def train(model, train_windows, val_windows, cfg: TrainConfig, task) -> TrainResult:
     """Fit ``model`` in place; on return it holds the weights of the best validation checkpoint."""
     if cfg.resume and not Path(cfg.resume).is_file():
         raise UrbanstError(f"checkpoint to resume not found: {cfg.resume}")
     L.seed_everything(cfg.seed, verbose=False)
-    module = STModule(model, lr=cfg.lr or model.default_lr, weight_decay=cfg.weight_decay, objective=objective, seed=cfg.seed)
+    module = STModule(model, task, lr=cfg.lr or model.default_lr, weight_decay=cfg.weight_decay, seed=cfg.seed)
     train_dl = train_loader(train_windows, cfg.batch_size, cfg.seed)
     val_dl = eval_loader(val_windows, cfg.batch_size)
     root = Path(cfg.output) if cfg.output else Path(tempfile.mkdtemp(prefix="urbanst-train-"))
