@@ -12,6 +12,8 @@ lags); the windows of :mod:`urbanst.data.windows` build it:
     target_mask    [B, P, N, C]     True where y is scored (never overlaps what the model may see)
     periodic       [B, K, P, N, C]  scaled value at the same slot one day / week earlier, 0 where masked
     periodic_mask  [B, K, P, N, C]  (always at or before the last input step)
+    periodic_inputs       [B, K, H, N, C]  the same one day / week before each input step
+    periodic_inputs_mask  [B, K, H, N, C]
     time_of_day    [B, H + P]       in [0, 1)
     day_of_week    [B, H + P]       Monday = 0
     origin         [B]              index of the first target step in the series

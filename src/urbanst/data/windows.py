@@ -106,16 +106,22 @@ class ForecastWindows(Dataset):
         if self.lags:
             steps = torch.arange(self.horizon)
             back = torch.stack([lag * torch.ceil((steps + 1) / lag).long() for lag in self.lags])  # [K, P]
-            look = future[:, None, :] - back[None]  # [B, K, P]
-            valid = look >= 0
-            look = look.clamp(min=0)
-            periodic_mask = s.mask[look] & valid[..., None, None]
-            # like x: 0 wherever the mask is False, including lags that fall before the series start
-            batch["periodic"] = torch.where(periodic_mask, s.scaled[look], torch.zeros(()))
-            batch["periodic_mask"] = periodic_mask
+            batch["periodic"], batch["periodic_mask"] = self._looked_up(future[:, None, :] - back[None])
+            lags = torch.as_tensor(self.lags)
+            batch["periodic_inputs"], batch["periodic_inputs_mask"] = self._looked_up(past[:, None, :] - lags[None, :, None])
         if s.exogenous is not None:
             batch.update(s.exogenous.window(past, future, self.future_exogenous))
         return batch
+
+
+    def _looked_up(self, look: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scaled values and their mask at the steps ``look [B, K, S]``; like x, 0 wherever the mask is False,
+        including steps before the series start."""
+        s = self.series
+        valid = look >= 0
+        look = look.clamp(min=0)
+        mask = s.mask[look] & valid[..., None, None]
+        return torch.where(mask, s.scaled[look], torch.zeros(())), mask
 
 
 class EventWindows(ForecastWindows):

@@ -72,9 +72,10 @@ def _remove(batch: dict, factor: Factor, shifts: int) -> list[dict]:
         u = factor.unit
         b["x"] = b["x"].clone()
         b["x"][:, :, u] = 0.0
-        if "periodic" in b:
-            b["periodic"] = b["periodic"].clone()
-            b["periodic"][..., u, :] = 0.0
+        for key in ("periodic", "periodic_inputs"):
+            if key in b:
+                b[key] = b[key].clone()
+                b[key][..., u, :] = 0.0
         return [b]
     if factor.kind == WEATHER:
         for key in ("exo", "exo_future"):

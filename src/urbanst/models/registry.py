@@ -13,6 +13,7 @@ ZOO = {
     "seasonal_day": "urbanst.models.baselines.naive:SeasonalDay",
     "seasonal_week": "urbanst.models.baselines.naive:SeasonalWeek",
     "ridge": "urbanst.models.baselines.ridge:Ridge",
+    "ridge_periodic": "urbanst.models.baselines.ridge:RidgePeriodic",
     "history_rate": "urbanst.models.baselines.events:HistoryRate",
     "logistic": "urbanst.models.baselines.events:Logistic",
     "mean": "urbanst.models.baselines.impute:MeanImpute",

@@ -3,7 +3,9 @@
 One linear model is shared by all units and channels (the data are scaled per channel);
 features for target step ``h`` of a series: its ``history`` most recent values, its values
 at the same slot one day / week earlier (the periodic lags), a one-hot time of day of the
-target step (at most 24 bins), a one-hot day of week and a bias.
+target step (at most 24 bins), a one-hot day of week and a bias. ``ridge_periodic`` reads the
+periodic values of the whole window instead: one day / week before every target step and
+every input step (what the learned presets read).
 """
 
 from __future__ import annotations
@@ -43,8 +45,15 @@ class Ridge(STModel):
         super().__init__(config)
         self.tod_bins = min(config.steps_per_day, 24) if config.steps_per_day and config.steps_per_day > 1 else 0
         self.dow_bins = 7 if config.steps_per_day else 0
-        self.num_features = config.history + len(config.lags) + self.tod_bins + self.dow_bins + 1
+        self.num_features = config.history + self.context_size() + self.tod_bins + self.dow_bins + 1
         self.register_buffer("weight", torch.zeros(config.horizon, self.num_features))
+
+    def context_size(self) -> int:
+        return len(self.config.lags)
+
+    def context(self, batch: dict) -> torch.Tensor:
+        """``[B, P, N, C, F]``: the periodic values of each target step (one day / week before it)."""
+        return rearrange(batch["periodic"], "b k p n c -> b p n c k")
 
     def features(self, batch: dict) -> torch.Tensor:
         """``[B, P, N, C, F]`` features for every target."""
@@ -53,7 +62,7 @@ class Ridge(STModel):
         P = self.config.horizon
         parts = [repeat(x, "b h n c -> b p n c h", p=P)]
         if self.config.lags:
-            parts.append(rearrange(batch["periodic"], "b k p n c -> b p n c k"))
+            parts.append(self.context(batch))
         target_tod = batch["time_of_day"][:, H:]
         target_dow = batch["day_of_week"][:, H:]
         if self.tod_bins:
@@ -83,3 +92,20 @@ class Ridge(STModel):
 
     def forward(self, batch: dict) -> ModelOutput:
         return ModelOutput(torch.einsum("bpncf,pf->bpnc", self.features(batch), self.weight))
+
+
+
+class RidgePeriodic(Ridge):
+    """Ridge that reads what the learned presets read: besides the lags and the calendar, the values one day and
+    one week before every target step and every input step of the window."""
+
+    name = "ridge_periodic"
+
+    def context_size(self) -> int:
+        c = self.config
+        return len(c.lags) * (c.horizon + c.history)
+
+    def context(self, batch: dict) -> torch.Tensor:
+        window = torch.cat([rearrange(batch["periodic"], "b k p n c -> b n c (k p)"),
+                            rearrange(batch["periodic_inputs"], "b k h n c -> b n c (k h)")], -1)
+        return repeat(window, "b n c f -> b p n c f", p=self.config.horizon)
