@@ -1,6 +1,6 @@
 """Pretrained language-model backbones: loading (:mod:`.loading`), freezing policies
-(:mod:`.freezing`) and saving only what trains (:mod:`.saving`, whose docstring shows how a
-model uses a backbone)."""
+(:mod:`.freezing`), the backbone a model config names (:mod:`.options`) and saving only what trains
+(:mod:`.saving`, whose docstring shows how a model uses a backbone)."""
 
 from urbanst.backbones.freezing import (
     POLICY_FORMS,
@@ -19,6 +19,7 @@ from urbanst.backbones.loading import (
     load_backbone,
     save_backbone,
 )
+from urbanst.backbones.options import BackboneOptions, config_backbone
 from urbanst.backbones.saving import (
     backbone_state_to_save,
     build_backbone,
@@ -31,6 +32,7 @@ __all__ = [
     "FAMILIES",
     "POLICY_FORMS",
     "Backbone",
+    "BackboneOptions",
     "FreezingPolicy",
     "apply_freezing",
     "parameter_groups",
@@ -38,6 +40,7 @@ __all__ = [
     "backbone_state_to_save",
     "build_backbone",
     "build_tiny_backbone",
+    "config_backbone",
     "load_adapter",
     "load_backbone",
     "parse_policy",

@@ -141,6 +141,12 @@ class Backbone(nn.Module):
     def embed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.token_embeddings(input_ids)
 
+    def set_dropout(self, rate: float) -> None:
+        """Replace the dropout rate of every dropout layer inside the model (its own config's rate)."""
+        for module in self.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = rate
+
     # -- forward -------------------------------------------------------------------------
     def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None) -> torch.Tensor:

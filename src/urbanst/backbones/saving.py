@@ -2,18 +2,17 @@
 
 How a model uses a backbone (st_llm, llm4hrs, urbangpt, urbanmind, airgpt):
 
-1. Its config dataclass names the backbone and never holds its weights::
+1. Its config dataclass inherits :class:`~urbanst.backbones.options.BackboneOptions`, which names the
+   backbone and never holds its weights::
 
-       backbone: str | None = "minilm"     # "minilm", a local checkpoint folder, or a cached hub id
+       backbone: str | None = None         # "minilm" (None), a local checkpoint folder, or a cached hub id
        backbone_layers: int | None = None  # keep the first K blocks (ST-LLM: 6 of GPT-2's 12)
        backbone_policy: str = "frozen"     # frozen | ln_only | pfa:U | lora:R | full
 
-2. ``__init__`` builds it and writes the resolved source back, so that the saved config
-   reloads from any working directory::
+2. ``__init__`` builds it with ``config_backbone``, which writes the resolved source and layer count
+   back, so that the saved config reloads from any working directory::
 
-       self.backbone = build_backbone(config.backbone, layers=config.backbone_layers,
-                                      policy=config.backbone_policy)
-       config.backbone = self.backbone.source
+       self.backbone = config_backbone(config, default_layers=2)
 
 3. ``STModel.state_to_save`` (:func:`state_to_save`) leaves the frozen pretrained weights out: it
    saves the model's own tensors plus, for each backbone, ``backbone_state_to_save``: nothing for

@@ -20,43 +20,24 @@ Saved models reference the backbone by path and save only what trains
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from einops import rearrange
 from torch import nn
 
-from urbanst.backbones import backbone_depth, build_backbone
+from urbanst.backbones import BackboneOptions, config_backbone
 from urbanst.contract import ModelOutput
-from urbanst.models.base import STModel
+from urbanst.models.base import SpecConfig, STModel
 from urbanst.nn.anchors import seasonal_anchor
 
 DEFAULT_LAYERS = 2  # ST-LLM keeps 6 of GPT-2's 12; on 2 shared CPU cores 2 of MiniLM's 6 get ~3x the steps of 6
 
 
-def config_backbone(config):
-    """The backbone a model config names (``backbone``, ``backbone_layers``, ``backbone_policy``): the first
-    ``DEFAULT_LAYERS`` blocks unless it says otherwise. The resolved source and layer count are written back
-    into the config, so that a saved model reloads from any working directory."""
-    if config.backbone_layers is None:
-        config.backbone_layers = min(DEFAULT_LAYERS, backbone_depth(config.backbone))
-    backbone = build_backbone(config.backbone, layers=config.backbone_layers, policy=config.backbone_policy)
-    config.backbone = backbone.source
-    return backbone
-
-
 @dataclass
-class STLLMConfig:
-    num_units: int
-    num_channels: int
-    history: int
-    horizon: int
-    steps_per_day: int | None = None
-    lags: list[str] = field(default_factory=list)
+class STLLMConfig(BackboneOptions, SpecConfig):
     task: str = "forecast"
-    backbone: str | None = None  # None: the embedded MiniLM; else a local checkpoint folder (written back resolved)
-    backbone_layers: int | None = None  # keep the first K blocks; None: the first DEFAULT_LAYERS (or all, if fewer)
-    backbone_policy: str = "pfa:1"
+    backbone_policy: str = "pfa:1"  # (backbone_layers None: the first DEFAULT_LAYERS blocks)
     embed_dim: int = 64  # width of each of the four parts before fusion
     use_periodic: bool = True
     anchor: bool = True  # forecast task: predict a correction to seasonal naive (see the module doc)
@@ -74,7 +55,7 @@ class STLLM(STModel):
     def __init__(self, config: STLLMConfig):
         super().__init__(config)
         c = config
-        self.backbone = config_backbone(c)
+        self.backbone = config_backbone(c, DEFAULT_LAYERS)
         width = self.backbone.hidden_size
         periodic = len(c.lags) * c.horizon if c.use_periodic else 0
         self.value_embed = nn.Linear(2 * (c.history + periodic) * c.num_channels, c.embed_dim)  # values and masks

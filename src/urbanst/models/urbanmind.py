@@ -43,10 +43,10 @@ from torch import nn
 
 from urbanst.data.channel_masks import CHANNEL_STRATEGIES, channel_mask
 from urbanst.errors import UrbanstError
-from urbanst.models.base import STModel
+from urbanst.backbones import BackboneOptions, config_backbone
+from urbanst.models.base import SpecConfig, STModel
 from urbanst.contract import DataSpec, ModelOutput
 from urbanst.nn.anchors import seasonal_anchor
-from urbanst.models.st_llm import config_backbone
 from urbanst.prompts.sources import SourceContext, SourcePrompt
 from urbanst.nn.losses import masked_mae
 
@@ -54,19 +54,11 @@ TOD_SLOTS = 48
 
 
 @dataclass
-class UrbanMindConfig:
-    num_units: int
-    num_channels: int
-    history: int
-    horizon: int
-    steps_per_day: int | None = None
-    lags: list[str] = field(default_factory=list)
+class UrbanMindConfig(BackboneOptions, SpecConfig):
     attributes: list[str] = field(default_factory=list)  # the sources' names, as the prompts give them
     city: str = ""
     dataset: str = ""
-    backbone: str | None = None  # None: the embedded MiniLM; else a local checkpoint folder (written back resolved)
-    backbone_layers: int | None = None  # keep the first K blocks; None: the first 2 (or all, if fewer)
-    backbone_policy: str = "pfa:1"
+    backbone_policy: str = "pfa:1"  # (backbone_layers None: the first 2 blocks)
     source_dim: int = 16  # width of each source's part of a token
     use_periodic: bool = True
     anchor: bool = True  # the regression head corrects seasonal naive (see the module doc)
@@ -98,7 +90,7 @@ class UrbanMind(STModel):
     def __init__(self, config: UrbanMindConfig):
         super().__init__(config)
         c = config
-        self.backbone = config_backbone(c)
+        self.backbone = config_backbone(c, default_layers=2)
         width = self.backbone.hidden_size
         self.prompt = SourcePrompt(self.backbone, SourceContext.of(c))
         self.periodic_steps = len(c.lags) * c.horizon if c.use_periodic else 0

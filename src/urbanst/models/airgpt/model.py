@@ -27,31 +27,26 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from urbanst.backbones import build_backbone
+from urbanst.backbones import BackboneOptions, config_backbone
 from urbanst.data.exogenous import exo_to_original, is_angle
 from urbanst.data.graphs import KM_PER_MS_HOUR, bearings_deg, default_sigma, distances_km, gaussian_kernel
 from urbanst.data.graphs import normalise_rows, wind_graph
 from urbanst.errors import UrbanstError
 from urbanst.models.airgpt.encoder import GRAPHS, GraphFusionEncoder
 from urbanst.models.airgpt.instruction import WeatherInstruction
-from urbanst.models.base import STModel
+from urbanst.models.base import SpecConfig, STModel
 from urbanst.contract import DataSpec, ModelOutput
 from urbanst.nn.anchors import seasonal_naive
 from urbanst.models.urbangpt.instruction import Context
 
 
 @dataclass
-class AirGPTConfig:
-    num_units: int
-    num_channels: int
-    history: int
-    horizon: int
-    steps_per_day: int | None = None
-    lags: list[str] = field(default_factory=list)
+class AirGPTConfig(BackboneOptions, SpecConfig):
     attributes: list[str] = field(default_factory=list)
     city: str = ""
     unit_names: list[str] | None = None
     exogenous_names: list[str] = field(default_factory=list)
+    backbone_layers: int | None = 1  # (None: all)
     coord_system: str = "latlon"
     graph: str = "both"  # static | dynamic | both
     sigma_km: float | None = None  # static kernel width; None: std of the off-diagonal distances (written back)
@@ -59,9 +54,6 @@ class AirGPTConfig:
     wind_km_per_ms: float = KM_PER_MS_HOUR  # widening of the dynamic kernel per m/s of wind
     hidden: int = 32
     heads: int = 4
-    backbone: str | None = None  # None: the embedded MiniLM; else a local checkpoint folder (written back resolved)
-    backbone_layers: int | None = 1
-    backbone_policy: str = "frozen"
     use_periodic: bool = True
     anchor: bool = True
     dropout: float = 0.1
@@ -93,8 +85,7 @@ class AirGPT(STModel):
                 f"airgpt graph={c.graph!r} needs exogenous wind speed and wind direction series; the data has "
                 f"{c.exogenous_names or 'none'}: use graph=static (airgpt_static)"
             )
-        self.backbone = build_backbone(c.backbone, layers=c.backbone_layers, policy=c.backbone_policy)
-        c.backbone = self.backbone.source
+        self.backbone = config_backbone(c)
         width, N, E = self.backbone.hidden_size, c.num_units, len(c.exogenous_names)
         self.angles = [i for i, n in enumerate(c.exogenous_names) if is_angle(n)]
         self.scalars = [i for i in range(E) if i not in self.angles]

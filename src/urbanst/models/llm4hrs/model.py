@@ -38,11 +38,11 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from urbanst.backbones import build_backbone
+from urbanst.backbones import BackboneOptions, config_backbone
 from urbanst.backbones.loading import DEFAULT_NAME
 from urbanst.contract import ModelOutput
 from urbanst.errors import UrbanstError
-from urbanst.models.base import STModel
+from urbanst.models.base import SpecConfig, STModel
 from urbanst.models.baselines.impute import linear_fill
 
 
@@ -51,14 +51,8 @@ MINILM_LAYERS = 1  # measured: one MiniLM block keeps a training step near 1-2 s
 
 
 @dataclass
-class LLM4HRSConfig:
-    num_units: int
-    num_channels: int
-    history: int  # the window length L
-    horizon: int  # = history
-    backbone: str | None = "minilm"
-    backbone_layers: int | None = None  # keep the first K blocks; None: 1 of the embedded MiniLM's 6, all of another LM
-    backbone_policy: str = "ln_only"
+class LLM4HRSConfig(BackboneOptions, SpecConfig):  # history: the window length L; horizon = history
+    backbone_policy: str = "ln_only"  # (backbone_layers None: 1 of the embedded MiniLM's 6, all of another LM)
     spatial_chunk: int | None = None  # units per spatial sequence; None: the backbone's position limit
     backbone_dropout: float = 0.0  # dropout inside the frozen language model (its own config's rate is replaced)
     branch_loss: float = 1.0  # weight of the same L1 on each branch's own estimate (0: the fused output only)
@@ -79,13 +73,9 @@ class LLM4HRS(STModel):
             raise UrbanstError(f"llm4hrs prefill must be one of {PREFILLS}, got {config.prefill!r}")
         if config.history != config.horizon:
             raise UrbanstError(f"llm4hrs imputes one window: history ({config.history}) must equal horizon ({config.horizon})")
-        if config.backbone_layers is None and config.backbone in (None, DEFAULT_NAME):
-            config.backbone_layers = MINILM_LAYERS
-        self.backbone = build_backbone(config.backbone, layers=config.backbone_layers, policy=config.backbone_policy)
-        config.backbone, config.backbone_layers = self.backbone.source, self.backbone.num_layers
-        for module in self.backbone.modules():
-            if isinstance(module, nn.Dropout):
-                module.p = config.backbone_dropout
+        minilm = config.backbone in (None, DEFAULT_NAME)
+        self.backbone = config_backbone(config, MINILM_LAYERS if minilm else None)
+        self.backbone.set_dropout(config.backbone_dropout)
         d, N, L = self.backbone.hidden_size, config.num_units, config.history
         limit = self.backbone.max_length
         if limit is not None and L > limit:

@@ -35,8 +35,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from urbanst.backbones import build_backbone
-from urbanst.models.base import STModel
+from urbanst.backbones import BackboneOptions, config_backbone
+from urbanst.models.base import SpecConfig, STModel
 from urbanst.contract import DataSpec, ModelOutput
 from urbanst.nn.anchors import seasonal_anchor
 from urbanst.models.urbangpt.encoder import GatedTemporalEncoder
@@ -53,20 +53,12 @@ def take_units(values: torch.Tensor, units: torch.Tensor | None) -> torch.Tensor
 
 
 @dataclass
-class UrbanGPTConfig:
-    num_units: int
-    num_channels: int
-    history: int
-    horizon: int
-    steps_per_day: int | None = None
-    lags: list[str] = field(default_factory=list)
+class UrbanGPTConfig(BackboneOptions, SpecConfig):
     grid_shape: list[int] | None = None
     attributes: list[str] = field(default_factory=list)
     city: str = ""
     task: str = "forecast"
-    backbone: str | None = None  # None: the embedded MiniLM; else a local checkpoint folder (written back resolved)
-    backbone_layers: int | None = 1  # keep the first K blocks (None: all)
-    backbone_policy: str = "frozen"
+    backbone_layers: int | None = 1  # (None: all)
     template: str = DEFAULT_TEMPLATE
     use_periodic: bool = True
     anchor: bool = True  # the regression output corrects seasonal naive's forecast (see the module doc)
@@ -91,8 +83,7 @@ class UrbanGPT(STModel):
     def __init__(self, config: UrbanGPTConfig):
         super().__init__(config)
         c = config
-        self.backbone = build_backbone(c.backbone, layers=c.backbone_layers, policy=c.backbone_policy)
-        c.backbone = self.backbone.source
+        self.backbone = config_backbone(c)
         width = self.backbone.hidden_size
         self.length = c.history + (len(c.lags) * c.horizon if c.use_periodic else 0)
         groups = 3 if c.task == "classify" else 2  # values, masks (and the input events)
