@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from urbanst.data.synthetic import make_city
 from urbanst.engine.train import TrainConfig, train
@@ -15,6 +16,7 @@ from urbanst.models.base import STModel
 from urbanst.models.registry import model_class
 from urbanst.engine.stages import two_stage
 from urbanst.models.promptst import PromptST, PromptSTConfig
+from urbanst.nn.attention import Block
 from urbanst.tasks.forecast import ForecastTask
 
 SMALL = dict(d_model=16, num_heads=2)
@@ -87,6 +89,18 @@ def test_variants_keep_the_contract(city, options):
     loss = task.loss(model, batch)
     loss.backward()
     assert all(p.grad is None for n, p in model.named_parameters() if not n.startswith("prompts."))
+
+
+def test_a_prefix_joins_the_keys_and_returns_nothing():
+    """Prefix prompts attend and are attended to; their outputs are dropped (the next layer takes fresh ones)."""
+    torch.manual_seed(0)
+    block = Block(8, 2, fused_qkv=False, eps=1e-5).double()
+    x, prefix = torch.randn(3, 5, 8, dtype=torch.double), torch.randn(3, 2, 8, dtype=torch.double)
+    joined = torch.cat([prefix, x], 1)
+    h = block.norm1(joined)
+    plain = joined + block.attn(h, h)
+    plain = plain + block.fc2(F.gelu(block.fc1(block.norm2(plain))))
+    assert torch.allclose(block(x, prefix), plain[:, 2:], atol=1e-12)
 
 
 def test_bad_configs_fail_clearly(city):

@@ -101,7 +101,7 @@ def test_patch_embedding_is_a_3d_convolution():
 
 
 def test_fused_block_matches_the_plain_computation():
-    from urbanst.models.unist.layers import Block
+    from urbanst.nn.attention import Block
 
     torch.manual_seed(0)
     blk = Block(16, 4).double()
@@ -111,7 +111,7 @@ def test_fused_block_matches_the_plain_computation():
     x = torch.randn(2, 7, 16, dtype=torch.double, requires_grad=True)
 
     def plain(x):
-        x = x + blk.attn.proj(blk.attn.attend(blk.attn.qkv(blk.norm1(x))))
+        x = x + blk.attn.self_attention(blk.attn.qkv(blk.norm1(x)))
         return x + blk.fc2(F.gelu(blk.fc1(blk.norm2(x))))
 
     grad = torch.randn(2, 7, 16, dtype=torch.double)

@@ -46,7 +46,7 @@ from urbanst.contract import ModelOutput
 from urbanst.errors import UrbanstError
 from urbanst.models.base import STModel
 from urbanst.models.promptst.config import PROMPT_LR, SHARED_LR, PromptSTConfig
-from urbanst.models.promptst.layers import PromptBlock
+from urbanst.nn.attention import Block
 from urbanst.models.promptst.prompts import AttributePrompts
 
 
@@ -75,9 +75,10 @@ class PromptST(STModel):
             self.tod_embed = nn.Embedding(c.steps_per_day, d)
         if c.use_time and c.steps_per_day:
             self.dow_embed = nn.Embedding(7, d)
-        block = dict(d_model=d, num_heads=c.num_heads, ffn_ratio=c.ffn_ratio, dropout=c.dropout)
-        self.temporal = nn.ModuleList(PromptBlock(**block) for _ in range(c.temporal_layers))
-        self.spatial = nn.ModuleList(PromptBlock(**block, anchors=c.spatial_anchors) for _ in range(c.spatial_layers))
+        block = dict(dim=d, heads=c.num_heads, mlp_ratio=c.ffn_ratio, dropout=c.dropout, mlp_dropout=c.dropout, eps=1e-5,
+                     fused_qkv=False)
+        self.temporal = nn.ModuleList(Block(**block) for _ in range(c.temporal_layers))
+        self.spatial = nn.ModuleList(Block(**block, anchors=c.spatial_anchors) for _ in range(c.spatial_layers))
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(self.seq_len * d, c.horizon)  # shared across attributes
         self.prompts = nn.ModuleDict({

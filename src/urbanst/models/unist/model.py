@@ -55,9 +55,9 @@ from urbanst.errors import UrbanstError
 from urbanst.models.base import STModel
 from urbanst.contract import DataSpec, ModelOutput, to_original, to_scaled
 from urbanst.nn.anchors import seasonal_anchor
+from urbanst.nn.attention import Block, xavier_init
 from urbanst.models.unist.config import UniSTConfig
 from urbanst.models.unist.geometry import SpatialWindows
-from urbanst.models.unist.layers import Block, init_weights
 from urbanst.models.unist.masking import MaskDraw, draw_mask
 from urbanst.models.unist.patching import (
     Layout,
@@ -97,11 +97,11 @@ class UniST(STModel):
         self.dow_embed = nn.Embedding(7, D)
         self.region_pos = nn.Linear(c.pe_dim, D)
         self.region_pos_dec = nn.Linear(c.pe_dim, D)
-        self.encoder = nn.ModuleList(Block(D, heads, c.mlp_ratio, c.dropout) for _ in range(enc_depth))
+        self.encoder = nn.ModuleList(Block(D, heads, c.mlp_ratio, dropout=c.dropout, attention_dropout=c.dropout) for _ in range(enc_depth))
         self.encoder_norm = nn.LayerNorm(D, eps=1e-6)
         self.decoder_embed = nn.Linear(D, D)
         self.mask_token = nn.Parameter(torch.zeros(D))
-        self.decoder = nn.ModuleList(Block(D, dec_heads, c.mlp_ratio, c.dropout) for _ in range(dec_depth))
+        self.decoder = nn.ModuleList(Block(D, dec_heads, c.mlp_ratio, dropout=c.dropout, attention_dropout=c.dropout) for _ in range(dec_depth))
         self.decoder_norm = nn.LayerNorm(D, eps=1e-6)
         self.head = nn.Sequential(nn.Linear(D, D), nn.GELU(), nn.Linear(D, D), nn.GELU())
         self.head_grid = nn.Linear(D, slots * pt * p * p)
@@ -109,7 +109,7 @@ class UniST(STModel):
         self.prompt = (
             STPrompt(D, c.history, slots, c.memory_slots, c.prompt_parts, residual=c.prompt_residual) if c.prompts and c.prompt_parts else None
         )
-        init_weights(self)
+        xavier_init(self)
         for conv in (self.embed_grid, self.embed_region):
             nn.init.xavier_uniform_(conv.weight.view(D, -1))
             nn.init.zeros_(conv.bias)
@@ -274,7 +274,7 @@ class UniST(STModel):
     def _decode(self, tokens: torch.Tensor, queries: int | None) -> torch.Tensor:
         last = len(self.decoder) - 1
         for i, blk in enumerate(self.decoder):
-            tokens = blk(tokens, queries if i == last else None)
+            tokens = blk(tokens, queries=queries if i == last else None)
         return self.decoder_norm(tokens)
 
     # -- forecasting --------------------------------------------------------------------

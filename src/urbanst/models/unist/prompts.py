@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from urbanst.models.unist.layers import Block
+from urbanst.nn.attention import Block
 from urbanst.models.unist.patching import Layout
 
 MAX_LAGS = 8

@@ -1,0 +1,192 @@
+"""One pre-norm transformer block for every plain-transformer preset (UniST's encoder, decoder and prompt
+network; PromptST's temporal and spatial layers).
+
+``Block(x, prefix=None, queries=None)`` returns ``x + attention(norm(x))`` followed by ``x + MLP(norm(x))``:
+
+* ``queries=n``: only the last n tokens are updated and returned; every token still serves as key and value
+  (UniST's decoder needs outputs only where it predicts).
+* ``prefix [B, p, D]``: tokens that join the keys and values for this layer only (prefix prompts, PromptST):
+  the sequence attends over them and nothing is returned for them, so the next layer takes fresh ones.
+* ``anchors=M``: the sequence attends through M learned anchor tokens (first the anchors read the sequence,
+  then the sequence reads the anchors): O(L·M) instead of O(L²), for sequences over many units.
+
+With ``fused_qkv`` (the default) one matrix ``qkv`` gives queries, keys and values; otherwise queries have
+their own ``q`` and keys and values share ``kv``, which anchors need (their queries are not the sequence).
+
+Two fused autograd functions keep less in memory while training: ``layer_norm_linear`` (LayerNorm then
+Linear) recomputes the normalised input in the backward pass instead of keeping it, and ``gelu_linear``
+(GELU then Linear) recomputes the MLP's widest activation. They compute exactly what ``Linear(LayerNorm(x))``
+and ``Linear(gelu(h))`` compute (tested) and cut a block's saved activations by about a third.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class _LayerNormLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, ln_weight, ln_bias, eps, weight, bias):
+        normed = F.layer_norm(x, (x.shape[-1],), ln_weight, ln_bias, eps)
+        ctx.save_for_backward(x, ln_weight, ln_bias, weight)
+        ctx.eps = eps
+        return F.linear(normed, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, ln_weight, ln_bias, weight = ctx.saved_tensors
+        D = x.shape[-1]
+        normed, mean, rstd = torch.ops.aten.native_layer_norm(x, [D], ln_weight, ln_bias, ctx.eps)
+        grad2 = grad.reshape(-1, grad.shape[-1])
+        grad_weight = grad2.t() @ normed.reshape(-1, D)
+        grad_bias = grad2.sum(0)
+        grad_normed = grad @ weight
+        gx, g_lnw, g_lnb = torch.ops.aten.native_layer_norm_backward(
+            grad_normed, x, [D], mean, rstd, ln_weight, ln_bias, [True, True, True])
+        return gx, g_lnw, g_lnb, None, grad_weight, grad_bias
+
+
+class _GeluLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, weight, bias):
+        ctx.save_for_backward(h, weight)
+        return F.linear(F.gelu(h), weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, weight = ctx.saved_tensors
+        grad2 = grad.reshape(-1, grad.shape[-1])
+        grad_weight = grad2.t() @ F.gelu(h).reshape(-1, h.shape[-1])
+        grad_bias = grad2.sum(0)
+        grad_h = torch.ops.aten.gelu_backward(grad @ weight, h)
+        return grad_h, grad_weight, grad_bias
+
+
+def layer_norm_linear(x: torch.Tensor, norm: nn.LayerNorm, linear: nn.Linear) -> torch.Tensor:
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _LayerNormLinear.apply(x, norm.weight, norm.bias, norm.eps, linear.weight, linear.bias)
+    return linear(norm(x))
+
+
+def gelu_linear(h: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
+    if torch.is_grad_enabled() and h.requires_grad:
+        return _GeluLinear.apply(h, linear.weight, linear.bias)
+    return linear(F.gelu(h))
+
+
+class Attention(nn.Module):
+    """Multi-head attention through PyTorch's fused kernel (no ``[Lq, Lk]`` matrix is kept)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, fused_qkv: bool = True):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.dropout = dropout
+        if fused_qkv:
+            self.qkv = nn.Linear(dim, 3 * dim)
+        else:
+            self.q = nn.Linear(dim, dim)
+            self.kv = nn.Linear(dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def _split(self, projected: torch.Tensor, parts: int) -> tuple[torch.Tensor, ...]:
+        """``[B, L, parts * D]`` -> ``parts`` tensors ``[B, heads, L, D / heads]``."""
+        B, L, _ = projected.shape
+        # unbind, not indexing: its backward stacks the gradients instead of zero-filling a copy per part
+        return projected.view(B, L, parts, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        B, h, L, e = out.shape
+        return self.proj(out.transpose(1, 2).reshape(B, L, h * e))
+
+    def self_attention(self, qkv: torch.Tensor, queries: int | None = None) -> torch.Tensor:
+        """``qkv [B, L, 3D]`` (the sequence through ``qkv``) -> ``[B, queries or L, D]``, for the last tokens."""
+        q, k, v = self._split(qkv, 3)
+        if queries is not None:
+            q = q[:, :, q.shape[2] - queries :]
+        return self._attend(q, k, v)
+
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """``queries [B, Lq, D]`` attend over ``keys [B, Lk, D]`` (the keys give the values too)."""
+        (q,) = self._split(self.q(queries), 1)
+        return self._attend(q, *self._split(self.kv(keys), 2))
+
+
+class Block(nn.Module):
+    """A pre-norm transformer layer (see the module docstring). Dropout: ``dropout`` on both residual branches,
+    ``attention_dropout`` on the attention weights, ``mlp_dropout`` on the MLP's hidden activation."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 2.0, *, dropout: float = 0.0,
+                 attention_dropout: float = 0.0, mlp_dropout: float = 0.0, eps: float = 1e-6,
+                 fused_qkv: bool = True, anchors: int = 0):
+        super().__init__()
+        if anchors and fused_qkv:
+            raise ValueError("attention through anchors needs separate query and key projections (fused_qkv=False)")
+        hidden = int(dim * mlp_ratio)
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = Attention(dim, heads, attention_dropout, fused_qkv)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(dropout)
+        self.mlp_drop = nn.Dropout(mlp_dropout)
+        self.anchors = nn.Parameter(torch.randn(anchors, dim) * 0.02) if anchors else None
+        if anchors:
+            self.anchor_attn = Attention(dim, heads, fused_qkv=False)
+            self.anchor_norm = nn.LayerNorm(dim, eps=eps)
+
+    def forward(self, x: torch.Tensor, prefix: torch.Tensor | None = None, queries: int | None = None) -> torch.Tensor:
+        if prefix is not None:
+            queries = queries or x.shape[1]
+            x = torch.cat([prefix, x], 1)
+        attended = self._attention(x, queries)
+        if queries is not None:
+            x = x[:, x.shape[1] - queries :]
+        x = x + self.drop(attended)
+        return x + self.drop(self._mlp(x))
+
+    def _attention(self, x: torch.Tensor, queries: int | None) -> torch.Tensor:
+        if hasattr(self.attn, "qkv"):
+            return self.attn.self_attention(layer_norm_linear(x, self.norm1, self.attn.qkv), queries)
+        h = self.norm1(x)
+        keys = h
+        if self.anchors is not None:
+            keys = self.anchor_norm(self.anchor_attn(self.anchors.expand(h.shape[0], -1, -1), h))
+        return self.attn(h if queries is None else h[:, h.shape[1] - queries :], keys)
+
+    def _mlp(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = layer_norm_linear(x, self.norm2, self.fc1)
+        if self.training and self.mlp_drop.p:
+            return self.fc2(self.mlp_drop(F.gelu(hidden)))
+        return gelu_linear(hidden, self.fc2)
+
+
+class Transformer(nn.Module):
+    """``depth`` blocks and a final LayerNorm; ``queries=n`` asks the last block for the last n tokens only."""
+
+    def __init__(self, depth: int, dim: int, heads: int, mlp_ratio: float = 2.0, dropout: float = 0.0):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            Block(dim, heads, mlp_ratio, dropout=dropout, attention_dropout=dropout) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+
+    def forward(self, x: torch.Tensor, queries: int | None = None) -> torch.Tensor:
+        for i, block in enumerate(self.blocks):
+            x = block(x, queries=queries if i == len(self.blocks) - 1 else None)
+        return self.norm(x)
+
+
+def xavier_init(module: nn.Module) -> None:
+    """Xavier-uniform linears with zero bias, unit LayerNorms (the masked autoencoders' convention)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
