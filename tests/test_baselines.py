@@ -195,6 +195,29 @@ def test_ridge_recovers_a_known_linear_relation_exactly():
         torch.testing.assert_close(predict(model, windows[split]), batch["y"], atol=1e-3, rtol=0)
 
 
+def test_ridge_periodic_reads_the_day_before_the_inputs():
+    # A random profile that repeats every 25 hours: y_t = y_{t-25}, the value one day before the last input step,
+    # is in ridge_periodic's features; no linear rule over ridge's (the lags, one day before the target, the
+    # calendar) gives it. Training keeps the windows whose day-before values all lie inside the series.
+    rng = np.random.default_rng(1)
+    T, N = 6 * 7 * 24, 4
+    t = np.arange(T)[:, None]
+    values = (rng.uniform(50, 100, (25, N))[t[:, 0] % 25])[:, :, None]
+    data = series(values)
+    task = ForecastTask(history=2, horizon=1, periodic_lags=("1d",))
+    scaler = task.fit_scaler(data)
+    windows = task.windows(data, scaler)
+    windows["train"].origins = windows["train"].origins[windows["train"].origins >= 2 + 24]
+    errors = {}
+    for name in ("ridge", "ridge_periodic"):
+        model = model_class(name).build(task.data_spec(data), alpha=1e-6)
+        model.scaler = scaler
+        model.fit_closed_form(windows["train"])
+        errors[name] = float((predict(model, windows["test"]) - all_windows(windows["test"])["y"]).abs().max())
+    assert model.num_features == 2 + (1 + 2) + 24 + 7 + 1  # lags, the day before the window's 3 steps, calendar, bias
+    assert errors["ridge_periodic"] < 1e-2 < 1.0 < errors["ridge"], errors
+
+
 def test_ridge_beats_last_value_on_the_synthetic_city(small_city):
     data, task, scaler, windows = small_city
     mae = {}
