@@ -18,6 +18,7 @@ from urbanst.evaluation.explain import TRUTH_MARK, explain, render_text
 from urbanst.evaluation.occlusion import factors, predict, removed
 from urbanst.models.base import STModel
 from urbanst.models.registry import model_class
+from urbanst.parts.encoders.stations import step_features
 from urbanst.tasks import make_task
 
 UNIT, CHANNEL = 1, 0
@@ -92,10 +93,10 @@ def test_windows_without_exogenous_are_unchanged():
 def test_gate_shapes_and_ablations(air, tiny_bert):
     model = build(air, tiny_bert)
     batch = air[2]["test"].__getitems__([0, 1, 2])
-    x, dynamic = model.step_features(batch), model.dynamic_graph(batch)
+    x, dynamic = step_features(batch, model.config.exogenous_names), model.dynamic_graph(batch)
     assert dynamic.shape == (3, 12, 4, 4)
     torch.testing.assert_close(dynamic.sum(-1), torch.ones(3, 12, 4))
-    fused = model.encoder.fuse(x, model.static_graph, dynamic)
+    fused = model.encoder.fuse(x, model.graphs.static, dynamic)
     gate = model.encoder.last_gate
     assert fused.shape == gate.shape == (3, 12, 4, model.config.hidden)
     assert ((gate > 0) & (gate < 1)).all()

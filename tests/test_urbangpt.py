@@ -13,7 +13,7 @@ from urbanst.data.splits import SplitRule
 from urbanst.data.synthetic import make_city
 from urbanst.models.base import STModel
 from urbanst.models.registry import model_class
-from urbanst.models.urbangpt.encoder import GatedTemporalEncoder
+from urbanst.parts.encoders.gated_tcn import GatedTemporalEncoder
 from urbanst.tasks import make_task
 
 
@@ -59,7 +59,7 @@ def test_instruction_names_city_region_time_and_task(city, tiny_gpt2):
 def test_packing_is_exact_for_a_causal_lm(city, tiny_gpt2):
     model = build(city, tiny_gpt2).eval()
     with torch.no_grad():
-        model.w3.weight.normal_()  # not the zero start, so the LM states matter
+        model.head.w3.weight.normal_()  # not the zero start, so the LM states matter
         batch = city[2]["test"].__getitems__([0, 7])
         model.config.group = 1
         separate = model(batch).prediction

@@ -45,14 +45,14 @@ def test_default_is_minilm_under_pfa_with_two_heads_on_shared_layers(city):
     assert model(batch).prediction.shape == (3, 6, 16, 2)
     model.zero_grad()
     reconstruction_loss(model.reconstruct(batch)).backward()
-    shared = [model.source_encoder.weight, model.fuse.weight, model.backbone.model.encoder.layer[1].attention.self.query.weight]
+    shared = [model.tokens.source_encoder.weight, model.tokens.fuse.weight, model.backbone.model.encoder.layer[1].attention.self.query.weight]
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in shared), "reconstruction trains the shared layers"
     assert model.regression_head.weight.grad is None and model.reconstruction_head.weight.grad.abs().sum() > 0
 
 
 def test_prompts_describe_the_sources_and_follow_the_target(city, tiny_gpt2):
     model = build(city, tiny_gpt2, anchor=False).eval()  # the anchored head starts at zero: nothing would show
-    assert model.prompt.text() == "Synthetic City, synthetic_grid: inflow, outflow, 24 steps a day. Forecast the next 6 steps."
+    assert model.instruction_text() == "Synthetic City, synthetic_grid: inflow, outflow, 24 steps a day. Forecast the next 6 steps."
     batch = city[2]["test"].__getitems__([0, 1])
     saved = model.state_to_save()
     with torch.no_grad():
@@ -61,7 +61,7 @@ def test_prompts_describe_the_sources_and_follow_the_target(city, tiny_gpt2):
         other = replace(city[1], name="other_town", attributes=["pickups", "dropoffs"])
         model.set_target(task.data_spec(other))
         after = model(batch).prediction
-    assert "other_town: pickups, dropoffs" in model.prompt.text()
+    assert "other_town: pickups, dropoffs" in model.instruction_text()
     assert not torch.equal(before, after), "the prompt and the source names reach the forecast"
     assert all(torch.equal(v, model.state_to_save()[k]) for k, v in saved.items()), "no weight changes"
 
@@ -109,7 +109,7 @@ def test_save_and_load_round_trip(city, tiny_gpt2, tmp_path):
                 p.add_(0.01 * torch.randn_like(p))
     model.save_pretrained(tmp_path / "m")
     loaded = STModel.from_pretrained(tmp_path / "m").eval()
-    assert loaded.config == model.config and loaded.prompt.text() == model.prompt.text()
+    assert loaded.config == model.config and loaded.instruction_text() == model.instruction_text()
     batch = city[2]["test"].__getitems__([0, 1, 2])
     with torch.no_grad():
         assert torch.equal(loaded(batch).prediction, model(batch).prediction)
@@ -131,7 +131,7 @@ def test_runs_on_another_number_of_units_and_on_joined_sources(city, tiny_gpt2):
     torch.testing.assert_close(joined.values[..., 2:], b.values, equal_nan=True)
     spec = task.data_spec(joined)
     four = model_class("urbanmind").build(spec, backbone=tiny_gpt2)
-    assert "bikes inflow, bikes outflow, taxis inflow, taxis outflow" in four.prompt.text()
+    assert "bikes inflow, bikes outflow, taxis inflow, taxis outflow" in four.instruction_text()
     batch = task.windows(joined, task.fit_scaler(joined))["train"].__getitems__([0, 1])
     assert four(batch).prediction.shape == (2, 6, 16, 4) and torch.isfinite(task.loss(four, batch))
     with pytest.raises(UrbanstError, match="different units"):

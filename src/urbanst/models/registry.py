@@ -25,12 +25,12 @@ ZOO = {
     "unist": "urbanst.models.unist.model:UniST",
     "promptst": "urbanst.models.promptst.model:PromptST",
     "st_llm": "urbanst.models.st_llm:STLLM",
-    "urbangpt": "urbanst.models.urbangpt.model:UrbanGPT",
+    "urbangpt": "urbanst.models.urbangpt:UrbanGPT",
     "urbanmind": "urbanst.models.urbanmind:UrbanMind",
     "llm4hrs": "urbanst.models.llm4hrs.model:LLM4HRS",
-    "airgpt": "urbanst.models.airgpt.model:AirGPT",
-    "airgpt_static": "urbanst.models.airgpt.model:AirGPTStatic",
-    "airgpt_dynamic": "urbanst.models.airgpt.model:AirGPTDynamic",
+    "airgpt": "urbanst.models.airgpt:AirGPT",
+    "airgpt_static": "urbanst.models.airgpt:AirGPTStatic",
+    "airgpt_dynamic": "urbanst.models.airgpt:AirGPTDynamic",
 }
 
 

@@ -1,19 +1,23 @@
 """UrbanGPT (Li et al., KDD 2024): ST tokens inside an instruction to a frozen language model.
 
-For every region and window: the gated dilated-convolution encoder (:mod:`.encoder`) turns the
-region's series into two ST tokens, a linear projector lifts them to the LM width, and they take
-the ``<ST_patch>`` places of the instruction (:mod:`.instruction`: city, region, time span, task).
-The frozen LM reads one instruction per region; ``group`` regions of a window share one LM
-sequence, their common prefix (city, time, task) computed once (see :mod:`.instruction`), so the
-regions of a batch are the LM batch at a fraction of the cost. UrbanGPT's head
-``Y = W3 [ReLU(W1 H), ReLU(W2 Γ)]`` reads H, the hidden states at the ST tokens, and Γ, the
-state at ``<ST_pred>``.
+For every region and window: the gated dilated-convolution encoder
+(:mod:`urbanst.parts.encoders.gated_tcn`) turns the region's series into two ST tokens, a linear
+projector lifts them to the LM width, and they take the ``<ST_patch>`` places of the instruction::
+
+    {city}, {time}, {task}. {region}: <ST_start><ST_patch><ST_patch><ST_end> <ST_pred>
+
+for example ``Chicago, 12 days from monday, predict whether theft, battery occur in the next 1 days.
+cell 3,5: <ST_start>...``; ``<ST_start>``, ``<ST_end>`` and ``<ST_pred>`` are learned embeddings. The
+frozen LM reads one instruction per region; ``group`` regions of a window share one LM sequence, their
+common prefix (city, time, task) computed once (:mod:`urbanst.parts.prompts.packing`), so the regions of
+a batch are the LM batch at a fraction of the cost. UrbanGPT's head ``Y = W3 [ReLU(W1 H), ReLU(W2 Γ)]``
+reads H, the hidden states at the ST tokens, and Γ, the state at ``<ST_pred>``.
 
 Inputs per region: the scaled history and its observation mask; with ``use_periodic`` (default)
 also the values at the same slot one day / week before each target step, prepended in time, so
-the encoder sees what seasonal naive uses; in the classify task also the history's events. No weight is tied to a region or to the number of
-regions: one set of weights runs on grids of any size (zero-shot across cities), and the
-instruction is rebuilt for the target city by ``set_target``.
+the encoder sees what seasonal naive uses; in the classify task also the history's events. No weight
+is tied to a region or to the number of regions: one set of weights runs on grids of any size
+(zero-shot across cities), and the instruction is rebuilt for the target city by ``set_target``.
 
 With ``anchor`` (default) the regression output is a correction to seasonal naive's forecast (the
 same slot a week earlier, else a day, else the last value), W3 starting at zero, so training
@@ -29,27 +33,24 @@ validation and evaluation cover every region.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from einops import rearrange
 from torch import nn
 
 from urbanst.backbones import BackboneOptions, config_backbone
-from urbanst.models.base import SpecConfig, STModel
 from urbanst.contract import DataSpec, ModelOutput
+from urbanst.models.base import SpecConfig, STModel
 from urbanst.nn.anchors import seasonal_anchor
-from urbanst.models.urbangpt.encoder import GatedTemporalEncoder
-from urbanst.models.urbangpt.instruction import DEFAULT_TEMPLATE, Context, Instruction, week_slots
+from urbanst.parts.encoders.gated_tcn import GatedTemporalEncoder
+from urbanst.parts.heads import TwoBranchHead
+from urbanst.parts.prompts.context import Context, week_slots
+from urbanst.parts.prompts.packing import UnitInstructions
 
+DEFAULT_TEMPLATE = "{city}, {time}, {task}. {region}: <ST_start><ST_patch><ST_patch><ST_end> <ST_pred>"
+MARKERS = ("<ST_start>", "<ST_end>", "<ST_pred>")  # learned; the state at the last one is Γ
 ST_TOKENS = 2
-
-
-def take_units(values: torch.Tensor, units: torch.Tensor | None) -> torch.Tensor:
-    """``[B, P, N, C]`` -> ``[B, P, U, C]`` at the regions ``units [B, U]`` of each window (None: all)."""
-    if units is None:
-        return values
-    return values.gather(2, units[:, None, :, None].expand(-1, values.shape[1], -1, values.shape[3]))
 
 
 @dataclass
@@ -90,14 +91,9 @@ class UrbanGPT(STModel):
         self.encoder = GatedTemporalEncoder(groups * c.num_channels, self.length, c.channels, token_dim=c.token_dim,
                                             tokens=ST_TOKENS)
         self.projector = nn.Linear(c.token_dim, width)
-        self.instruction = Instruction(c.template, ST_TOKENS, width, Context.of(c))
-        self.outputs = 2 if c.task == "classify" else 1  # (scaled count, event logit) or the scaled value
-        self.w1 = nn.Linear(ST_TOKENS * width, c.head_hidden)
-        self.w2 = nn.Linear(width, c.head_hidden)
-        self.w3 = nn.Linear(2 * c.head_hidden, c.horizon * c.num_channels * self.outputs)
-        if c.anchor:
-            nn.init.zeros_(self.w3.weight)
-            nn.init.zeros_(self.w3.bias)
+        self.instruction = UnitInstructions(c.template, MARKERS, ST_TOKENS, width, Context.of(c))
+        outputs = 2 if c.task == "classify" else 1  # (scaled count, event logit) or the scaled value
+        self.head = TwoBranchHead(ST_TOKENS * width, width, c.head_hidden, c.horizon, c.num_channels, outputs, c.anchor)
 
     def set_target(self, spec: DataSpec) -> None:
         self.instruction.set_context(Context.of(spec))
@@ -105,8 +101,7 @@ class UrbanGPT(STModel):
     def instruction_text(self, unit: int = 0, slot: int = 0) -> str:
         return self.instruction.text(unit, slot)
 
-    # -- forward -------------------------------------------------------------------------------
-    def _series(self, batch: dict) -> torch.Tensor:
+    def series(self, batch: dict) -> torch.Tensor:
         """``[B, N, 2C, T]``: values then observation masks, periodic context first, history last. In the
         classify task also the input events (``[B, N, 3C, T]``; 0 on the periodic steps): z-scores alone do
         not say where a count crosses the event threshold, which differs between cities."""
@@ -121,43 +116,25 @@ class UrbanGPT(STModel):
                                     events], 1))
         return rearrange(torch.cat(parts, -1), "b t n c -> b n c t")
 
-    def _outputs(self, batch: dict, units: torch.Tensor | None = None) -> torch.Tensor:
-        """``[B, P, U, C, outputs]`` for the regions ``units [B, U]`` (None: all regions)."""
-        series = self._series(batch)
-        B, N = series.shape[:2]
-        if units is None:
-            units = torch.arange(N, device=series.device).expand(B, -1)
-        series = series.gather(1, units[:, :, None, None].expand(-1, -1, *series.shape[2:]))
-        st = self.projector(self.encoder(series.flatten(0, 1))).unflatten(0, units.shape)  # [B, U, 2, D]
-        self._match_context(N)
-        slots = week_slots(batch, self.config.steps_per_day)
-        hidden = self.instruction.run(self.backbone, units, slots, st, self.config.group, self.config.lm_tokens)
-        hidden = hidden.flatten(0, 1)  # [B * U, 3, D]
-        h, g = hidden[:, :ST_TOKENS].flatten(1), hidden[:, ST_TOKENS]
-        out = self.w3(torch.cat([torch.relu(self.w1(h)), torch.relu(self.w2(g))], -1))
-        out = rearrange(out, "(b u) (p c k) -> b p u c k", b=B, p=self.config.horizon, k=self.outputs)
-        if self.config.anchor:  # the regression output (k = 0) corrects seasonal naive
-            anchor = take_units(seasonal_anchor(batch, self.config.lags, self.config.horizon), units)
-            out = torch.cat([out[..., :1] + anchor[..., None], out[..., 1:]], -1)
-        return out
-
-    def _match_context(self, num_units: int) -> None:
-        """Data of another size than the instruction describes (no set_target): name regions by index."""
-        context = self.instruction.context
-        if context.num_units != num_units:
-            from dataclasses import replace
-
-            self.instruction.set_context(replace(context, num_units=num_units, grid_shape=None))
-
     def forward(self, batch: dict) -> ModelOutput:
         """Scaled forecasts ``[B, P, N, C]``, or event logits in the classify task (the scaled counts beside them,
         weighted by ``regression_weight``: UrbanGPT's joint loss). Training reads ``train_units`` regions
         drawn per window; evaluation every region."""
-        B, N = batch["x"].shape[0], batch["x"].shape[2]
-        units = None
-        if self.training and self.config.train_units and self.config.train_units < N:
-            units = torch.rand(B, N, device=batch["x"].device).argsort(1)[:, : self.config.train_units]
-        out = self._outputs(batch, units)
-        if self.config.task == "classify":
-            return ModelOutput(out[..., 1], auxiliary=[(out[..., 0], self.config.regression_weight)], units=units)
+        c, series = self.config, self.series(batch)
+        B, N = series.shape[:2]
+        drawn = self.training and c.train_units and c.train_units < N
+        units = torch.rand(B, N, device=series.device).argsort(1)[:, : c.train_units] if drawn else None
+        every = torch.arange(N, device=series.device).expand(B, -1) if units is None else units
+        series = series.gather(1, every[:, :, None, None].expand(-1, -1, *series.shape[2:]))
+        st = self.projector(self.encoder(series.flatten(0, 1))).unflatten(0, every.shape)  # [B, U, 2, D]
+        if self.instruction.context.num_units != N:  # data of another size than described (no set_target)
+            self.instruction.set_context(replace(self.instruction.context, num_units=N, grid_shape=None))
+        slots = week_slots(batch, c.steps_per_day)
+        hidden = self.instruction.run(self.backbone, every, slots, st, c.group, c.lm_tokens)  # [B, U, 3, D]
+        anchor = seasonal_anchor(batch, c.lags, c.horizon) if c.anchor else None
+        if anchor is not None and units is not None:
+            anchor = anchor.gather(2, units[:, None, :, None].expand(-1, anchor.shape[1], -1, anchor.shape[3]))
+        out = self.head(hidden[:, :, :ST_TOKENS].flatten(2), hidden[:, :, ST_TOKENS], anchor)  # [B, P, U, C, k]
+        if c.task == "classify":
+            return ModelOutput(out[..., 1], auxiliary=[(out[..., 0], c.regression_weight)], units=units)
         return ModelOutput(out[..., 0], units=units)

@@ -1,1 +1,0 @@
-"""Text for language-model inputs: tokenising and embedding instruction pieces (:mod:`.text`)."""
