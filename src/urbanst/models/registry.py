@@ -27,7 +27,7 @@ ZOO = {
     "st_llm": "urbanst.models.st_llm:STLLM",
     "urbangpt": "urbanst.models.urbangpt:UrbanGPT",
     "urbanmind": "urbanst.models.urbanmind:UrbanMind",
-    "llm4hrs": "urbanst.models.llm4hrs.model:LLM4HRS",
+    "llm4hrs": "urbanst.models.llm4hrs:LLM4HRS",
     "airgpt": "urbanst.models.airgpt:AirGPT",
     "airgpt_static": "urbanst.models.airgpt:AirGPTStatic",
     "airgpt_dynamic": "urbanst.models.airgpt:AirGPTDynamic",

@@ -44,7 +44,7 @@ from urbanst.contract import ModelOutput
 from urbanst.errors import UrbanstError
 from urbanst.models.base import SpecConfig, STModel
 from urbanst.models.baselines.impute import linear_fill
-
+from urbanst.parts.heads import start_at_zero
 
 PREFILLS = ("linear", "zero")
 MINILM_LAYERS = 1  # measured: one MiniLM block keeps a training step near 1-2 s on 2 CPU cores
@@ -87,13 +87,10 @@ class LLM4HRS(STModel):
         self.space_in = nn.Linear(2 * L, d)
         self.space_out = nn.Linear(d, L)
         self.fuse = nn.Linear(2, 1)
-        with torch.no_grad():  # both branches start as the prefill; the fusion as their mean
-            for layer in (self.time_out, self.space_out):
-                layer.weight.zero_()
-                layer.bias.zero_()
-            self.fuse.weight.fill_(0.5)
-            self.fuse.bias.zero_()
-
+        for layer in (self.time_out, self.space_out):  # both branches start as the prefill
+            start_at_zero(layer)
+        nn.init.constant_(self.fuse.weight, 0.5)  # the fusion as their mean
+        nn.init.zeros_(self.fuse.bias)
 
     # -- branches over x, mask [S, L, N] -------------------------------------------------
     def temporal(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
