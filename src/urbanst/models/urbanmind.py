@@ -4,12 +4,8 @@ frozen language model, with a forecasting head and a reconstruction head on the 
 Sources are the channels of the data: the attributes of one city (inflow, outflow), or several
 datasets over the same units joined into one (``--dataset nyc_bike+nyc_taxi``, see
 :mod:`urbanst.data.sources`). One token per unit fuses its sources
-(:class:`~urbanst.parts.encoders.unit_tokens.SourceTokens`): each source's scaled history and
-observation mask (and, with ``use_periodic``, its values at the same slot one day / week before each
-target step) goes through one shared linear encoder to ``source_dim`` numbers (UrbanMind's 16-d
-channel parts), plus the source's semantic embedding (the mean LM embedding of its name, so an
-``inflow`` of another dataset is recognised), and they are lifted to the LM width, plus time-of-day
-(48 slots) and weekday embeddings of the last input step.
+(:class:`~urbanst.parts.encoders.unit_tokens.SourceTokens`, UrbanMind's 16-d channel parts), each
+with the mean LM embedding of its name, so an ``inflow`` of another dataset is recognised.
 
 The sequence is the semantic prompt (one sentence naming the city, the dataset, the sources, the step
 and the horizon, e.g. ``New York, nyc_bike: inflow, outflow, 24 steps a day. Forecast the next 12
@@ -102,7 +98,7 @@ class UrbanMind(STModel):
         self.tokens.time.init_normal(std=0.02)
 
     def set_target(self, spec: DataSpec | UrbanMindConfig) -> None:
-        """Describe ``spec``'s dataset in the prompts (zero-shot); no weight changes."""
+        """Describe ``spec``'s dataset (zero-shot; at first the config's own) in the prompts; no weight changes."""
         self.context = Context.of(spec)
         self.prompt, self.sources = Instruction([self.context.summary()]), Texts(self.context.sources)
 

@@ -62,14 +62,11 @@ class Instruction:
     def __init__(self, pieces: Sequence[Piece], start: bool = False):
         self.pieces = list(pieces)
         opening = [("", Texts([""], start=True))] if start else []
-        self._parts = opening + [(p, None if isinstance(p, Slot) else Texts([p] if isinstance(p, str) else p.texts))
-                                 for p in self.pieces]
+        self._parts = opening + [(piece, _texts_of(piece)) for piece in self.pieces]
 
     def text(self, rows: dict[str, int] | None = None) -> str:
         """The instruction in words, each table at its row in ``rows``, each slot as its name."""
-        rows = rows or {}
-        return "".join(p if isinstance(p, str) else p.texts[rows[p.name]] if isinstance(p, Table) else p.name
-                       for p in self.pieces)
+        return "".join(_words(piece, rows or {}) for piece in self.pieces)
 
     def embed(self, backbone, lead: tuple[int, ...], rows: dict[str, torch.Tensor] | None = None,
               slots: dict[str, torch.Tensor] | None = None, *, device, dtype) -> Embedded:
@@ -96,3 +93,15 @@ class Instruction:
             masks.append(mask)
             pos += embed.shape[-2]
         return Embedded(torch.cat(embeds, -2), torch.cat(masks, -1), at)
+
+
+def _texts_of(piece: Piece) -> Texts | None:
+    if isinstance(piece, Slot):
+        return None
+    return Texts([piece]) if isinstance(piece, str) else Texts(piece.texts)
+
+
+def _words(piece: Piece, rows: dict[str, int]) -> str:
+    if isinstance(piece, Table):
+        return piece.texts[rows[piece.name]]
+    return piece.name if isinstance(piece, Slot) else piece
