@@ -15,8 +15,9 @@ from urbanst.models.base import STModel
 from urbanst.models.registry import model_class
 from urbanst.engine.pretrain import pretrain
 from urbanst.models.unist import SpatialWindows, UniST
-from urbanst.models.unist.masking import draw_mask
-from urbanst.models.unist.patching import Layout, patchify, sincos_2d, to_volume
+from urbanst.parts.encoders.patches import patchify, to_volume
+from urbanst.parts.encoders.patches_geometry import sincos_2d
+from urbanst.parts.token_masks import draw_mask
 from urbanst.tasks.forecast import ForecastTask
 from urbanst.tasks.objective import reconstruction_loss
 
@@ -93,10 +94,11 @@ def test_patch_embedding_is_a_3d_convolution():
     data = make_city("grid", grid=(6, 4), weeks=2, seed=1)
     model, windows, _ = setup(data)
     batch = first(windows, 2)
-    layout, _, _ = model._geometry(batch, 4, 4)
-    feats = to_volume(model._features(batch["x"], batch["input_mask"]), layout, layout.hist_pad, 0)
-    ours = model._embed(patchify(feats, layout), layout)
-    conv = F.conv3d(feats.permute(0, 4, 1, 2, 3), model.embed_grid.weight, model.embed_grid.bias, stride=model.embed_grid.stride)
+    layout, _, _ = model.tokens.geometry(batch, 4, 4)
+    feats = to_volume(model.tokens.features(batch["x"], batch["input_mask"]), layout, layout.hist_pad, 0)
+    ours = model.tokens.embed(patchify(feats, layout), layout)
+    conv = model.tokens.embed_grid
+    conv = F.conv3d(feats.permute(0, 4, 1, 2, 3), conv.weight, conv.bias, stride=conv.stride)
     assert torch.allclose(ours, conv.flatten(2).transpose(1, 2), atol=1e-5)
 
 
@@ -138,7 +140,7 @@ def test_large_grid_runs():
 def test_region_dataset_runs_and_missing_values_never_count():
     data = make_city("region", num_units=15, weeks=2, seed=3)
     model, windows, spec = setup(data)
-    assert spec.grid_shape is None and model.home_pe.shape == (15, model.config.pe_dim) and model.home_pe.abs().sum() > 0
+    assert spec.grid_shape is None and model.tokens.home_pe.shape == (15, model.config.pe_dim) and model.tokens.home_pe.abs().sum() > 0
     batch = first(windows)
     out = model(batch).prediction
     assert out.shape == (8, 4, 15, 2) and torch.isfinite(out).all()

@@ -22,8 +22,8 @@ ZOO = {
     "idw": "urbanst.models.baselines.impute:IDW",
     # deep models
     "stid": "urbanst.models.stid:STID",
-    "unist": "urbanst.models.unist.model:UniST",
-    "promptst": "urbanst.models.promptst.model:PromptST",
+    "unist": "urbanst.models.unist:UniST",
+    "promptst": "urbanst.models.promptst:PromptST",
     "st_llm": "urbanst.models.st_llm:STLLM",
     "urbangpt": "urbanst.models.urbangpt:UrbanGPT",
     "urbanmind": "urbanst.models.urbanmind:UrbanMind",

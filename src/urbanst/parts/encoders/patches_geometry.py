@@ -1,19 +1,14 @@
-"""Geometry of UniST's tokens: volumes, 3-D patches, fixed sin-cos positions, spatial structure.
+"""Where patch tokens sit: fixed sin-cos positions over a grid and over time, and, for region data, the units'
+positions and neighbours from their graph; windows of other datasets carry their own geometry.
 
-A batch ``[B, T, N, C]`` becomes a volume ``[B, T, Hg, Wg, C]``: a grid folds N back to
-``(H, W)``; region and sensor data (no full grid) lay their units on a 1-D spatial axis
-``(1, N)`` and use one unit per token (h = w = 1), since their order carries no geometry.
-The volume is padded with unobserved entries to whole patches (history at its start, so
-that no token straddles the present; horizon and the grid at their end).
+Region units (no full grid) are placed by the first ``pe_dim`` non-trivial eigenvectors of the normalised
+Laplacian of the adjacency (or of a k-nearest-neighbour graph of the coordinates), scaled by sqrt(N) and
+sign-fixed so the largest entry is positive. Spatial priors propagate with the row-normalised adjacency
+with self loops.
 
-Tokens are in time-major order ``(t, h, w)``: the history tokens are the first
-``Th * S`` and the future tokens the last ``Tf * S``, so forecasting slices instead of
-gathering.
-
-Where region units sit is given by their graph: the first ``pe_dim`` non-trivial
-eigenvectors of the normalised Laplacian of the adjacency (or of a k-nearest-neighbour
-graph of the coordinates), scaled by sqrt(N) and sign-fixed so the largest entry is
-positive. The spatial priors use the row-normalised adjacency with self loops.
+A model pre-trained over datasets of different shapes reads each dataset's windows (scaled by its own
+training split) through :class:`SpatialWindows`, which adds the dataset's grid shape or region graph to every
+batch; the window sets are joined in a stream whose batches never mix datasets.
 """
 
 from __future__ import annotations
@@ -25,84 +20,9 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from einops import rearrange
+from torch.utils.data import Dataset
 
-# -- layout ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Layout:
-    grid: bool
-    Hg: int  # spatial shape of the volume before padding (regions: 1 x N)
-    Wg: int
-    pt: int
-    ph: int
-    pw: int
-    history: int
-    horizon: int
-
-    @property
-    def hist_pad(self) -> int:
-        return (-self.history) % self.pt
-
-    @property
-    def fut_pad(self) -> int:
-        return (-self.horizon) % self.pt
-
-    @property
-    def Hp(self) -> int:
-        return -(-self.Hg // self.ph)
-
-    @property
-    def Wp(self) -> int:
-        return -(-self.Wg // self.pw)
-
-    @property
-    def S(self) -> int:
-        return self.Hp * self.Wp
-
-    @property
-    def Th(self) -> int:
-        return (self.history + self.hist_pad) // self.pt
-
-    @property
-    def Tf(self) -> int:
-        return (self.horizon + self.fut_pad) // self.pt
-
-    @property
-    def Tp(self) -> int:
-        return self.Th + self.Tf
-
-    @property
-    def patch_volume(self) -> int:
-        return self.pt * self.ph * self.pw
-
-
-def to_volume(values: torch.Tensor, layout: Layout, front: int, back: int) -> torch.Tensor:
-    """``[B, T, N, F]`` -> ``[B, front + T + back, Hp*ph, Wp*pw, F]``, zero padded."""
-    vol = values.reshape(values.shape[0], values.shape[1], layout.Hg, layout.Wg, values.shape[-1])
-    pad_h, pad_w = layout.Hp * layout.ph - layout.Hg, layout.Wp * layout.pw - layout.Wg
-    if front or back or pad_h or pad_w:
-        vol = torch.nn.functional.pad(vol, (0, 0, 0, pad_w, 0, pad_h, front, back))
-    return vol
-
-
-def from_volume(vol: torch.Tensor, layout: Layout, front: int, steps: int) -> torch.Tensor:
-    """Inverse of :func:`to_volume`: ``[B, T', H', W', F]`` -> ``[B, steps, N, F]``."""
-    vol = vol[:, front : front + steps, : layout.Hg, : layout.Wg]
-    return vol.reshape(vol.shape[0], steps, layout.Hg * layout.Wg, vol.shape[-1])
-
-
-def patchify(vol: torch.Tensor, layout: Layout) -> torch.Tensor:
-    """``[B, T', H', W', F]`` -> ``[B, L, F * pt * ph * pw]`` in the order of a Conv3d kernel's input."""
-    return rearrange(vol, "b (t pt) (h ph) (w pw) f -> b (t h w) (f pt ph pw)", pt=layout.pt, ph=layout.ph, pw=layout.pw)
-
-
-def unpatchify(tokens: torch.Tensor, layout: Layout, Tp: int) -> torch.Tensor:
-    """``[B, Tp * S, F * pt * ph * pw]`` -> ``[B, Tp * pt, Hp * ph, Wp * pw, F]``."""
-    return rearrange(tokens, "b (t h w) (f pt ph pw) -> b (t pt) (h ph) (w pw) f",
-                     t=Tp, h=layout.Hp, w=layout.Wp, pt=layout.pt, ph=layout.ph, pw=layout.pw)
-
+from urbanst.contract import DataSpec
 
 # -- fixed sin-cos positions (any size) ------------------------------------------------
 
@@ -144,7 +64,7 @@ def sincos_t(dim: int, Tp: int, device=None) -> torch.Tensor:
 
 @dataclass
 class RegionGraph:
-    """What UniST derives from a region dataset's adjacency or coordinates (all tensors, [N ...])."""
+    """What a region dataset's adjacency or coordinates give its units (all tensors, [N ...])."""
 
     pe: torch.Tensor  # [N, k] Laplacian eigenvectors, scaled by sqrt(N)
     edge_index: torch.Tensor  # [2, E] long, rows = targets, of the row-normalised adjacency with self loops
@@ -187,7 +107,7 @@ def region_graph(adjacency: np.ndarray | None, coords: np.ndarray | None, num_un
     if adjacency is None and coords is not None:
         adjacency = knn_adjacency(coords)
     if adjacency is None:
-        warnings.warn("unist: region data without adjacency or coordinates: units get no position and no neighbours",
+        warnings.warn("region data without adjacency or coordinates: units get no position and no neighbours",
                       stacklevel=3)
         A = np.zeros((N, N), dtype=np.float64)
     else:
@@ -230,3 +150,50 @@ def _laplacian_pe(A: np.ndarray, k: int) -> np.ndarray:
     vecs = vecs * np.where(top < 0, -1.0, 1.0)[None]
     out[:, :m] = vecs * math.sqrt(N)
     return out
+
+
+# -- windows of other datasets ---------------------------------------------------------
+
+
+def spatial_batch_keys(spec: DataSpec, pe_dim: int = 16) -> dict[str, torch.Tensor]:
+    """The tensors that tell a batch's geometry: a grid shape, or a region graph."""
+    if spec.grid_shape is not None:
+        return {"grid_shape": torch.tensor(list(spec.grid_shape), dtype=torch.long)}
+    graph = region_graph(spec.adjacency, spec.coords, spec.num_units, pe_dim)
+    return {
+        "grid_shape": torch.zeros(0, dtype=torch.long),
+        "unit_pe": graph.pe,
+        "edge_index": graph.edge_index,
+        "edge_weight": graph.edge_weight,
+    }
+
+
+def batch_geometry(batch: dict) -> tuple[tuple[int, int] | None, RegionGraph | None]:
+    """The grid ``(H, W)`` or the region graph a batch of :class:`SpatialWindows` carries."""
+    shape = batch["grid_shape"].reshape(-1).tolist()
+    if len(shape) == 2:
+        return (int(shape[0]), int(shape[1])), None
+    return None, RegionGraph(batch["unit_pe"], batch["edge_index"], batch["edge_weight"])
+
+
+class SpatialWindows(Dataset):
+    """A window set whose batches also carry their dataset's spatial structure (see ``spatial_batch_keys``)."""
+
+    def __init__(self, windows, spec: DataSpec, pe_dim: int = 16):
+        self.windows = windows
+        self.spec = spec
+        self.extra = spatial_batch_keys(spec, pe_dim)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int) -> dict:
+        return {**self.windows[i], **self.extra}
+
+    def __getitems__(self, indices) -> dict:
+        return {**self.windows.__getitems__(indices), **self.extra}
+
+    def __getattr__(self, name):  # series, horizon, origins ... of the wrapped windows
+        if name in ("windows", "spec", "extra"):
+            raise AttributeError(name)
+        return getattr(self.windows, name)

@@ -1,27 +1,24 @@
 """Knowledge-guided spatio-temporal prompts (UniST): four priors queried against memory pools.
 
-Each prior turns the data into one query vector per token and retrieves a prompt from a
-memory pool of ``memory_slots`` learned key/value slots: ``q = tanh(W x)``,
-``prompt = softmax(q K^T) V``. Spatial priors share one pool, temporal priors another
-(as in the released code).
+Each prior turns the data into one query vector per token and retrieves a prompt from a memory pool of
+``memory_slots`` learned key/value slots: ``q = tanh(W x)``, ``prompt = softmax(q K^T) V``. Spatial priors
+share one pool, temporal priors another (as in the released code). With ``residual`` the prompt is the
+read-out plus its query, so the exact values of the same slot a day and a week earlier reach the decoder.
 
-* spatial closeness: each unit's history and its neighbours'. Grids: Conv2d over the
-  history frames taken as channels (``history x attribute slots``) with kernels 1, 3 and 5,
-  averaged. Regions: the same with graph hops 0, 1 and 2 of the row-normalised adjacency
-  (one Linear per hop), averaged.
-* spatial hierarchy: coarser levels of the city. Grids: the history frames average-pooled
-  by 2 and by 4, embedded (1x1 conv), brought back to cell resolution and averaged.
-  Regions: diffusion over 4 and 8 hops (coarser neighbourhoods), one Linear each, averaged.
-* temporal closeness: a 1-layer transformer over each spatial patch's history tokens (the
-  encoder's output), mean over time.
-* temporal period: a 1-layer transformer over each future token's values at the same slot
-  on previous days / weeks (``batch["periodic"]``, embedded by the backbone's own patch
-  embedding, plus a learned embedding of the lag's rank so 1 day and 1 week ago differ;
-  the released code's period transformer has no such position), mean over the lags.
+* spatial closeness: each unit's history and its neighbours'. Grids: Conv2d over the history frames taken as
+  channels (``history x attribute slots``) with kernels 1, 3 and 5, averaged. Regions: the same with graph
+  hops 0, 1 and 2 of the row-normalised adjacency (one Linear per hop), averaged.
+* spatial hierarchy: coarser levels of the city. Grids: the history frames average-pooled by 2 and by 4,
+  embedded (1x1 conv), brought back to cell resolution and averaged. Regions: diffusion over 4 and 8 hops
+  (coarser neighbourhoods), one Linear each, averaged.
+* temporal closeness: a 1-layer transformer over each spatial patch's history tokens (the encoder's output),
+  mean over time.
+* temporal period: a 1-layer transformer over each future token's values at the same slot on previous days /
+  weeks (embedded by the backbone's own patch embedding, plus a learned embedding of the lag's rank so 1 day
+  and 1 week ago differ; the released code's period transformer has no such position), mean over the lags.
 
-Spatial prompts are computed per cell, averaged over each token's patch, and repeated over
-the future time patches; the sum of the four prompts is added to the decoder tokens of the
-future positions only.
+Spatial prompts are computed per cell, averaged over each token's patch, and repeated over the future time
+patches; the sum of the four prompts is meant for the decoder tokens of the future positions only.
 """
 
 from __future__ import annotations
@@ -31,8 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from urbanst.nn.attention import Block
-from urbanst.models.unist.patching import Layout
+from urbanst.parts.encoders.patches import Layout
 
+PRIORS = ("spatial_closeness", "spatial_hierarchy", "temporal_closeness", "temporal_period")
 MAX_LAGS = 8
 
 
@@ -42,23 +40,30 @@ class MemoryPool(nn.Module):
         self.query = nn.Linear(dim, dim)
         self.keys = nn.Parameter(torch.empty(slots, dim))
         self.values = nn.Parameter(torch.empty(slots, dim))
-        nn.init.trunc_normal_(self.keys, std=0.02)
-        nn.init.trunc_normal_(self.values, std=0.02)
+        self.reset_memory()
         nn.init.xavier_uniform_(self.query.weight)
         nn.init.zeros_(self.query.bias)
+
+    def reset_memory(self) -> None:
+        nn.init.trunc_normal_(self.keys, std=0.02)
+        nn.init.trunc_normal_(self.values, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q = torch.tanh(self.query(x))
         return torch.softmax(q @ self.keys.t(), dim=-1) @ self.values
 
 
-class STPrompt(nn.Module):
+class MemoryPrompts(nn.Module):
+    """Prompts for the future tokens from the priors named in ``parts`` (see the module docstring), for a model
+    that reads ``history`` steps of ``slots`` attribute slots."""
+
     def __init__(self, dim: int, history: int, slots: int, memory_slots: int, parts: list[str], heads: int = 4,
                  residual: bool = False):
         super().__init__()
         self.parts = list(parts)
         self.residual = residual
         self.history = history
+        self.slots = slots
         inputs = history * slots
         self.spatial_memory = MemoryPool(memory_slots, dim)
         self.temporal_memory = MemoryPool(memory_slots, dim)
@@ -76,13 +81,18 @@ class STPrompt(nn.Module):
             self.lag_embed = nn.Parameter(torch.zeros(MAX_LAGS, dim))
             nn.init.trunc_normal_(self.lag_embed, std=0.02)
 
+    def reset_memory(self) -> None:
+        """Fresh keys and values in both pools (truncated normal)."""
+        self.spatial_memory.reset_memory()
+        self.temporal_memory.reset_memory()
+
     # -- inputs -----------------------------------------------------------------------
-    def _frames(self, x: torch.Tensor, slots: int) -> torch.Tensor:
+    def _frames(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, H, N, C]`` history -> ``[B, N, history * slots]`` (the last ``history`` steps, attribute slots padded)."""
         B, H, N, C = x.shape
         if H > self.history:
             x = x[:, H - self.history :]
-        x = F.pad(x, (0, slots - C, 0, 0, max(self.history - H, 0), 0))
+        x = F.pad(x, (0, self.slots - C, 0, 0, max(self.history - H, 0), 0))
         return x.permute(0, 2, 1, 3).reshape(B, N, -1)
 
     def _retrieve(self, pool: MemoryPool, query: torch.Tensor) -> torch.Tensor:
@@ -137,9 +147,9 @@ class STPrompt(nn.Module):
             out["spatial_hierarchy"] = sum(lin(hop(k)) for k, lin in zip((4, 8), self.level_hop)) / 2
         return out
 
-    def forward(self, history: torch.Tensor, layout: Layout, slots: int, enc_history: torch.Tensor | None,
-                period_tokens: torch.Tensor | None, region_op: torch.Tensor | None = None) -> torch.Tensor:
-        """Prompts ``[B, Tf * S, D]`` for the future tokens.
+    def forward(self, history: torch.Tensor, layout: Layout, enc_history: torch.Tensor | None,
+                period_tokens: torch.Tensor | None, region_op: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Prompts ``[B, Tf * S, D]`` for the future tokens (None if no prior applies).
 
         history       [B, H, N, C] scaled history, 0 where unseen
         enc_history   [B, Th, S, D] the encoder's history tokens (temporal closeness)
@@ -147,8 +157,8 @@ class STPrompt(nn.Module):
         region_op     Â for region data
         """
         B = history.shape[0]
-        spatial = self._spatial_grid(self._frames(history, slots), layout) if layout.grid else (
-            self._spatial_region(self._frames(history, slots), region_op))
+        frames = self._frames(history)
+        spatial = self._spatial_grid(frames, layout) if layout.grid else self._spatial_region(frames, region_op)
         per_cell = [self._retrieve(self.spatial_memory, v) for v in spatial.values()]  # each [B, S, D]
         if "temporal_closeness" in self.parts and enc_history is not None:
             _, Th, S, D = enc_history.shape
@@ -160,7 +170,7 @@ class STPrompt(nn.Module):
         if "temporal_period" in self.parts and period_tokens is not None and period_tokens.shape[1] > 0:
             _, K, Lf, D = period_tokens.shape
             if K > MAX_LAGS:
-                raise ValueError(f"unist's period prompt takes at most {MAX_LAGS} lags, got {K}")
+                raise ValueError(f"the period prompt takes at most {MAX_LAGS} lags, got {K}")
             period_tokens = period_tokens + self.lag_embed[:K, None]
             seq = self.period(period_tokens.transpose(1, 2).reshape(B * Lf, K, D)).mean(1)
             p = self._retrieve(self.temporal_memory, seq.reshape(B, Lf, D))

@@ -1,0 +1,260 @@
+"""UniST (Yuan et al., KDD 2024): a masked spatio-temporal autoencoder; forecasting = reconstructing the future.
+
+Composition: 3-D patch tokens of any grid or region graph (:mod:`urbanst.parts.encoders.patches`), a
+transformer encoder over the visible tokens and a decoder over all of them, hidden ones replaced by a mask
+token (:class:`urbanst.nn.attention.Transformer`), knowledge-guided memory-pool prompts added to the future
+decoder tokens only (:mod:`urbanst.parts.prompts.memory`), and an MLP head turning each token back into its
+patch's values. Masked reconstruction draws one mask strategy per batch (:mod:`urbanst.parts.token_masks`).
+
+Where we differ from the release, each an option: attributes are fused into one token through the patch
+embedding's input slots (``channels="fused"``: C times fewer tokens; a hidden attribute keeps its token
+visible with its value and flag zeroed; ``"separate"`` is the release's one volume per attribute); coarser
+time patches (6 steps on grids, 12 on regions; the release: 2); residual prompts (``prompt_residual``); an
+anchor (``anchor``: seasonal naive's forecast plus the decoded correction, whose output layer starts at zero;
+masked reconstruction is not anchored); size ``tiny`` by default (``tiny`` and ``small`` are ours,
+``middle`` the release's: width 128, 6 + 4 blocks, 8 / 4 heads, MLP ratio 2).
+
+Nothing in the weights depends on the units unless ``unit_embedding``: the home dataset's geometry is kept as
+buffers, batches of other datasets carry theirs (``SpatialWindows``), ``attach(spec)`` moves the model home.
+Stages: masked pre-training (``reconstruct(batch, "window")``, MSE on the hidden observed entries, no
+prompts), forecasting (the task's masked MAE, or MSE with ``loss="mse"``), ``prompt_tuning()`` (the prompt
+network, and optionally the head, train; the release freezes nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from urbanst.contract import DataSpec, ModelOutput
+from urbanst.errors import UrbanstError
+from urbanst.models.base import SpecConfig, STModel
+from urbanst.nn.anchors import seasonal_anchor
+from urbanst.nn.attention import Transformer, xavier_init
+from urbanst.nn.embeddings import UnitEmbedding
+from urbanst.parts.encoders.patches import PatchTokens, fold_channels, spread, unfold_channels, unpatch
+from urbanst.parts.encoders.patches_geometry import SpatialWindows
+from urbanst.parts.heads import start_at_zero
+from urbanst.parts.prompts.memory import PRIORS, MemoryPrompts
+from urbanst.parts.token_masks import STRATEGIES, draw_for_batch, inputs_as_window, whole_window
+
+__all__ = ["SIZES", "SpatialWindows", "UniST", "UniSTConfig"]
+
+SIZES = {"tiny": (32, 2, 1, 4, 4), "small": (64, 4, 2, 4, 4), "middle": (128, 6, 4, 8, 4)}  # width, blocks, heads
+
+
+@dataclass
+class UniSTConfig(SpecConfig):
+    grid_shape: list[int] | None = None  # (H, W) of a full grid; None for regions / sensors
+    size: str = "tiny"  # the fastest to learn in a CPU budget (nyc_bike, 300 s: tiny 9.17, small 9.61 test MAE)
+    embed_dim: int | None = None  # these five override the size's when set
+    encoder_depth: int | None = None
+    decoder_depth: int | None = None
+    num_heads: int | None = None
+    decoder_heads: int | None = None
+    mlp_ratio: float = 2.0
+    dropout: float = 0.0
+    patch_t: int = 6  # steps per token (grids; the release: 2, 3x the tokens, about 3x slower on CPU)
+    patch_hw: int = 2  # grid cells per token side (grids only; regions use one unit per token)
+    region_patch_t: int | None = 12  # steps per token for region / sensor data (None: patch_t)
+    channels: str = "fused"  # "fused": all attributes in one token; "separate": one volume per attribute
+    max_channels: int | None = None  # attribute slots of the patch embedding (None: num_channels)
+    pe_dim: int = 16  # Laplacian eigenvectors that place region units
+    unit_embedding: bool = False  # a learned embedding per unit of the home dataset (not used for others)
+    tod_slots: int = 48  # time-of-day embedding slots (the release's 48 half hours)
+    prompts: bool = True
+    prompt_parts: list[str] = field(default_factory=lambda: list(PRIORS))
+    memory_slots: int = 512
+    prompt_residual: bool = True  # prompt = memory(query) + query: the exact period values reach the decoder
+    loss: str = "mae"  # forecasting loss on the scored targets: "mae" or "mse"
+    anchor: bool = True  # forecasting: a correction to seasonal naive (the period the period prompt reads)
+    mask_ratio: float = 0.5
+    pretrain_strategies: list[str] = field(default_factory=lambda: ["random", "tube", "block", "temporal", "attribute"])
+    lr: float | None = None  # None: UniST.default_lr
+    num_edges: int = 0  # of the home region graph, set by init_from_data
+
+    def __post_init__(self) -> None:
+        if self.size not in SIZES:
+            raise UrbanstError(f"unist size must be one of {sorted(SIZES)}, got {self.size!r}")
+        if self.grid_shape is not None:
+            self.grid_shape = [int(v) for v in self.grid_shape]
+            if self.grid_shape[0] * self.grid_shape[1] != self.num_units:
+                raise UrbanstError(f"unist: grid {self.grid_shape} does not hold {self.num_units} units")
+        if self.channels not in ("fused", "separate"):
+            raise UrbanstError(f"unist channels must be 'fused' or 'separate', got {self.channels!r}")
+        if self.max_channels is None:
+            self.max_channels = self.num_channels if self.channels == "fused" else 1
+        if self.channels == "fused" and self.max_channels < self.num_channels:
+            raise UrbanstError(f"unist: max_channels={self.max_channels} < the data's {self.num_channels} attributes")
+        if self.loss not in ("mae", "mse"):
+            raise UrbanstError(f"unist loss must be 'mae' or 'mse', got {self.loss!r}")
+        if not 0 < self.mask_ratio < 1:
+            raise UrbanstError(f"unist mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        for name, chosen, known in (("pretrain_strategies", self.pretrain_strategies, STRATEGIES),
+                                    ("prompt_parts", self.prompt_parts, PRIORS)):
+            unknown = sorted(set(chosen) - set(known))
+            if unknown or (name == "pretrain_strategies" and not chosen):
+                raise UrbanstError(f"unist {name} {unknown or '[]'} unknown; choose from {list(known)}")
+        if min(self.patch_t, self.patch_hw) < 1:
+            raise UrbanstError("unist patch_t and patch_hw must be >= 1")
+        self.lags, self.prompt_parts, self.pretrain_strategies = (
+            list(self.lags), list(self.prompt_parts), list(self.pretrain_strategies))
+
+    @property
+    def dims(self) -> tuple[int, int, int, int, int]:
+        """Width, encoder and decoder blocks, encoder and decoder heads: the size's, each overridden when set."""
+        given = (self.embed_dim, self.encoder_depth, self.decoder_depth, self.num_heads, self.decoder_heads)
+        return tuple(g or s for g, s in zip(given, SIZES[self.size]))
+
+    @property
+    def slots(self) -> int:
+        """Attribute slots of one token."""
+        return int(self.max_channels) if self.channels == "fused" else 1
+
+
+class UniST(STModel):
+    """UniST: 3-D patch tokens in a masked ST autoencoder with knowledge-guided prompts; any grid or graph."""
+
+    name = "unist"
+    config_class = UniSTConfig
+    default_lr = 1e-3
+    reconstructs = True
+    groups = {"head": ("head.", "head_grid.", "head_region.")}
+
+    def __init__(self, config: UniSTConfig):
+        super().__init__(config)
+        c = config
+        D, encoder_depth, decoder_depth, heads, decoder_heads = c.dims
+        pt, p, rt = c.patch_t, c.patch_hw, c.region_patch_t or c.patch_t
+        self.tokens = PatchTokens(D, c.slots, pt, p, rt, c.tod_slots, c.pe_dim, c.num_units, c.grid_shape, c.num_edges)
+        self.encoder = Transformer(encoder_depth, D, heads, c.mlp_ratio, c.dropout)
+        self.decoder_embed = nn.Linear(D, D)
+        self.mask_token = nn.Parameter(torch.zeros(D))
+        self.decoder = Transformer(decoder_depth, D, decoder_heads, c.mlp_ratio, c.dropout)
+        self.head = nn.Sequential(nn.Linear(D, D), nn.GELU(), nn.Linear(D, D), nn.GELU())
+        self.head_grid = nn.Linear(D, c.slots * pt * p * p)
+        self.head_region = nn.Linear(D, c.slots * rt)
+        self.prompt = (MemoryPrompts(D, c.history, c.slots, c.memory_slots, c.prompt_parts, residual=c.prompt_residual)
+                       if c.prompts and c.prompt_parts else None)
+        xavier_init(self)
+        self.tokens.reset_parameters()
+        nn.init.normal_(self.mask_token, std=0.02)
+        if c.anchor:  # forecasting starts exactly at seasonal naive
+            start_at_zero(self.head_grid), start_at_zero(self.head_region)
+        if self.prompt is not None:
+            self.prompt.reset_memory()
+        self.unit_embed = UnitEmbedding(c.num_units, D, "zeros") if c.unit_embedding else None
+        if c.lr:
+            self.default_lr = c.lr
+
+    # -- the home dataset -------------------------------------------------------------------
+    def init_from_data(self, spec: DataSpec) -> None:
+        """Derive the region graph (positions, neighbour operator) of ``spec``'s units; grids need nothing."""
+        graph = self.tokens.set_home(spec)
+        if graph is not None:
+            self.config.num_edges = int(graph.edge_weight.numel())
+
+    def attach(self, spec: DataSpec) -> UniST:
+        """Make ``spec``'s dataset the model's home (zero-shot / fine-tuning on other units); weights are kept."""
+        c = self.config
+        if c.channels == "fused" and spec.num_channels > c.slots:
+            raise UrbanstError(f"unist has {c.slots} attribute slots; {spec.dataset!r} has {spec.num_channels} attributes")
+        c.num_units, c.num_channels, c.steps_per_day, c.lags = spec.num_units, spec.num_channels, spec.steps_per_day, list(spec.lags)
+        c.grid_shape = list(spec.grid_shape) if spec.grid_shape is not None else None
+        c.horizon = spec.horizon  # history stays: the prompt network reads config.history steps
+        self.init_from_data(spec)
+        if self.unit_embed is not None:
+            self.unit_embed = UnitEmbedding(spec.num_units, self.mask_token.shape[0], "zeros").to(self.mask_token.device)
+        return self
+
+    @property
+    def unit_agnostic(self) -> bool:  # no weight is tied to a unit unless it has unit embeddings
+        return not self.config.unit_embedding
+
+    def _same_home(self, spec: DataSpec) -> bool:
+        c = self.config
+        grid = list(spec.grid_shape) if spec.grid_shape is not None else None
+        return (c.num_units, c.num_channels, c.grid_shape) == (spec.num_units, spec.num_channels, grid)
+
+    def set_target(self, spec: DataSpec) -> None:
+        """Zero-shot on other units: the target becomes the home (its grid or region graph); no weight changes."""
+        if not self._same_home(spec):
+            self.attach(spec)
+
+    def start_finetune(self, spec: DataSpec) -> None:
+        """``fit --init``: move to the target's units, then prompt-tune (prompts and head train, the rest is frozen)."""
+        self.set_target(spec)
+        if self.prompt is not None:
+            self.prompt_tuning(train_head=True)
+
+    @classmethod
+    def build_for_pretraining(cls, specs: list[DataSpec], **options) -> UniST:
+        """Attribute slots for the dataset with the most attributes; datasets with fewer leave slots empty."""
+        if options.get("channels", "fused") == "fused":
+            options.setdefault("max_channels", max(spec.num_channels for spec in specs))
+        return cls.build(specs[0], **options)
+
+    def pretraining_windows(self, windows, spec: DataSpec):
+        return windows if self._same_home(spec) else SpatialWindows(windows, spec, self.config.pe_dim)
+
+    # -- forecasting ------------------------------------------------------------------------
+    def forward(self, batch: dict) -> ModelOutput:
+        """The scaled forecast ``[B, P, N, C]``: the future tokens are masked and reconstructed."""
+        if self.config.channels == "separate":
+            return ModelOutput(unfold_channels(self._forecast(fold_channels(batch)), batch["x"].shape[-1]), self.config.loss)
+        return ModelOutput(self._forecast(batch), loss=self.config.loss)
+
+    def _forecast(self, batch: dict, use_prompts: bool = True) -> torch.Tensor:
+        c, x = self.config, batch["x"]
+        B, H, N, C = x.shape
+        P = batch["y"].shape[1] if "y" in batch else c.horizon
+        layout, graph, home = self.tokens.geometry(batch, H, P)
+        past, future = layout.Th * layout.S, layout.Tf * layout.S
+        enc_add, dec_add = self.tokens.positions(batch, layout, graph, H + P, self._units(home))
+        patches = self.tokens.patches(x, batch["input_mask"], layout, layout.hist_pad, 0)
+        h = self.encoder(self.tokens.embed(patches, layout) + enc_add[:, :past])
+        queries = self.mask_token.expand(B, future, -1) + dec_add[:, past:]
+        if use_prompts and self.prompt is not None:
+            history = torch.where(batch["input_mask"], x, torch.zeros((), dtype=x.dtype))
+            period = self.tokens.periodic(batch, layout) if "temporal_period" in self.prompt.parts else None
+            op = graph.operator(self.mask_token.device) if graph is not None else None
+            queries = queries + self.prompt(history, layout, h.view(B, layout.Th, layout.S, -1), period, op)
+        tokens = torch.cat([self.decoder_embed(h) + dec_add[:, :past], queries], dim=1)
+        forecast = unpatch(self._head(self.decoder(tokens, queries=future), layout), layout, 0, P)[..., :C]
+        return forecast + seasonal_anchor(batch, c.lags, P) if c.anchor else forecast
+
+    def _head(self, tokens: torch.Tensor, layout) -> torch.Tensor:
+        return (self.head_grid if layout.grid else self.head_region)(self.head(tokens))
+
+    def _units(self, home: bool) -> torch.Tensor | None:
+        return self.unit_embed.weight if self.unit_embed is not None and home else None
+
+    # -- masked reconstruction and prompt tuning --------------------------------------------
+    def reconstruct(self, batch: dict, span: str = "inputs", strategy: str | None = None) -> ModelOutput:
+        """Masked reconstruction without prompts: ``span="window"`` the whole window (pre-training); ``"inputs"``
+        the input window split in two halves read as history and future (test-time adaptation: never a target)."""
+        if span == "inputs":
+            batch = inputs_as_window(batch)
+        if self.config.channels == "separate":
+            batch = fold_channels(batch)
+        c, (H, P) = self.config, (batch["x"].shape[1], batch["y"].shape[1])
+        values, seen = whole_window(batch)
+        B, T, N, C = values.shape
+        layout, graph, home = self.tokens.geometry(batch, H, P)
+        draw = draw_for_batch(batch, c.pretrain_strategies, layout.Tp, layout.S, c.mask_ratio, self.training, strategy)
+        patches = self.tokens.patches(values, seen, layout, layout.hist_pad, layout.fut_pad, hide=draw.hide)
+        enc_add, dec_add = self.tokens.positions(batch, layout, graph, T, self._units(home))
+        visible = draw.visible(self.mask_token.shape[0])
+        h = self.decoder_embed(self.encoder(torch.gather(self.tokens.embed(patches, layout) + enc_add, 1, visible)))
+        tokens = self.mask_token.expand(B, layout.Tp * layout.S, -1).scatter(1, visible, h) + dec_add
+        prediction = unpatch(self._head(self.decoder(tokens), layout), layout, layout.hist_pad, T)[..., :C]
+        scored = spread(draw.hide, layout, layout.hist_pad, T) & seen
+        return ModelOutput(prediction, loss="mse", target=values, scored=scored)
+
+    def prompt_tuning(self, train_head: bool = False) -> list[str]:
+        """Freeze all but the prompt network (and the head, with ``train_head``); returns the names left to train."""
+        if self.prompt is None:
+            raise UrbanstError("prompt tuning needs a unist with prompts (prompts=True)")
+        return self.train_only(["prompt", "head"] if train_head else ["prompt"])
