@@ -43,7 +43,7 @@ from urbanst.backbones.loading import DEFAULT_NAME
 from urbanst.contract import ModelOutput
 from urbanst.errors import UrbanstError
 from urbanst.models.base import SpecConfig, STModel
-from urbanst.models.baselines.impute import linear_fill
+from urbanst.nn.fill import linear_fill
 from urbanst.parts.heads import start_at_zero
 
 PREFILLS = ("linear", "zero")

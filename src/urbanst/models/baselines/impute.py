@@ -17,22 +17,9 @@ import torch
 
 from urbanst.data.graphs import great_circle_km
 from urbanst.errors import UrbanstError
-from urbanst.models.base import SpecConfig, STModel
 from urbanst.contract import DataSpec, ModelOutput
-
-
-def _neighbour_steps(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each step of ``mask [B, L, ...]``: the last visible step at or before it (-1 if none) and the
-    first visible step at or after it (L if none)."""
-    L = mask.shape[1]
-    step = torch.arange(L, device=mask.device).view(1, L, *([1] * (mask.dim() - 2)))
-    before = torch.where(mask, step, -1).cummax(1).values
-    after = torch.where(mask, step, L).flip(1).cummin(1).values.flip(1)
-    return before, after
-
-
-def _at(x: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
-    return x.gather(1, step.clamp(0, x.shape[1] - 1))
+from urbanst.models.base import SpecConfig, STModel
+from urbanst.nn.fill import at_steps, linear_fill, neighbour_steps
 
 
 @dataclass
@@ -56,23 +43,9 @@ class LOCF(_ImputeBaseline):
 
     def forward(self, batch: dict) -> ModelOutput:
         x, mask = batch["x"], batch["input_mask"]
-        before, after = _neighbour_steps(mask)
-        fill = torch.where(after < x.shape[1], _at(x, after), torch.zeros_like(x))
-        return ModelOutput(torch.where(before >= 0, _at(x, before), fill))
-
-
-def linear_fill(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Linear interpolation along dim 1 of ``x [B, L, ...]`` between the entries where ``mask`` is True;
-    edge values carried outward; 0 for a series with no such entry. Visible entries keep their value."""
-    L = x.shape[1]
-    before, after = _neighbour_steps(mask)
-    has_before, has_after = before >= 0, after < L
-    x0, x1 = _at(x, before), _at(x, after)
-    step = torch.arange(L, device=x.device).view(1, L, *([1] * (x.dim() - 2))).to(x.dtype)
-    share = (step - before) / (after - before).clamp(min=1)
-    inside = x0 + (x1 - x0) * share
-    edge = torch.where(has_before, x0, torch.where(has_after, x1, torch.zeros_like(x)))
-    return torch.where(has_before & has_after, inside, edge)
+        before, after = neighbour_steps(mask)
+        fill = torch.where(after < x.shape[1], at_steps(x, after), torch.zeros_like(x))
+        return ModelOutput(torch.where(before >= 0, at_steps(x, before), fill))
 
 
 class LinearInterpolation(_ImputeBaseline):
