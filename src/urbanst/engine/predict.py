@@ -13,6 +13,7 @@ from urbanst.data.windows import ForecastWindows, SeriesTensors
 from urbanst.contract import inputs_only, to_original
 from urbanst.engine.train import eval_loader
 from urbanst.io import atomic_dir
+from urbanst.progress import bar
 
 
 @torch.no_grad()
@@ -21,7 +22,7 @@ def predict_windows(model, windows: ForecastWindows, batch_size: int = 64) -> np
     window, in window order."""
     model.eval()
     out = []
-    for batch in eval_loader(windows, batch_size):
+    for batch in bar(eval_loader(windows, batch_size), f"predict {model.name}"):
         prediction = model(inputs_only(batch)).prediction
         out.append(torch.sigmoid(prediction) if model.task == "classify" else to_original(batch, prediction))
     return torch.cat(out).numpy()
