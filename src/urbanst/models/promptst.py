@@ -33,9 +33,9 @@ from torch import nn
 from urbanst.contract import ModelOutput
 from urbanst.errors import UrbanstError
 from urbanst.models.base import SpecConfig, STModel
-from urbanst.nn.attention import Block
+from urbanst.nn.attention import SpaceTimeTransformer
 from urbanst.parts.encoders.patches_series import SeriesPatchTokens
-from urbanst.parts.prompts.prefix import AttributePrompts, spatial_prefix, temporal_prefix
+from urbanst.parts.prompts.prefix import AttributePrompts, stacked_prefixes
 
 STAGES = ("shared", "prompt")
 SHARED_LR = 2e-3
@@ -110,10 +110,9 @@ class PromptST(STModel):
         c, d = config, config.d_model
         self.tokens = SeriesPatchTokens(d, c.history, c.horizon, c.num_units, c.num_channels, c.patch_len,
                                         len(c.lags) if c.use_periodic else 0, c.steps_per_day if c.use_time else None)
-        block = dict(dim=d, heads=c.num_heads, mlp_ratio=c.ffn_ratio, dropout=c.dropout, mlp_dropout=c.dropout,
-                     eps=1e-5, fused_qkv=False)
-        self.temporal = nn.ModuleList(Block(**block) for _ in range(c.temporal_layers))
-        self.spatial = nn.ModuleList(Block(**block, anchors=c.spatial_anchors) for _ in range(c.spatial_layers))
+        self.backbone = SpaceTimeTransformer(c.temporal_layers, c.spatial_layers, d, c.num_heads, c.ffn_ratio,
+                                             last_only=c.spatial_on == "forecast", anchors=c.spatial_anchors,
+                                             dropout=c.dropout, mlp_dropout=c.dropout, eps=1e-5, fused_qkv=False)
         self.norm = nn.LayerNorm(d)
         width = self.tokens.seq_len * d
         self.head = nn.Linear(width, c.horizon)  # shared across attributes
@@ -122,8 +121,6 @@ class PromptST(STModel):
                                       c.spatial_prompts, c.node_prompts, width, c.horizon, c.prompt_init_std)
             for i in range(c.num_channels)
         })
-        layers = max(c.temporal_layers, c.spatial_layers)  # alternate temporal and spatial layers: T, S, T, S, ...
-        self.order = [(kind, i) for i in range(layers) for kind, n in (("t", c.temporal_layers), ("s", c.spatial_layers)) if i < n]
         self._apply_stage()
 
     # -- stages -------------------------------------------------------------------------
@@ -181,19 +178,8 @@ class PromptST(STModel):
     # -- forward ------------------------------------------------------------------------
     def _encode(self, tokens: torch.Tensor, attrs: list[int], prompted: bool) -> torch.Tensor:
         """Run the backbone over the series of attributes ``attrs`` (``tokens [B, G, N, S, d]``) -> ``[B, G, N, P]``."""
-        B, G, N, S, d = tokens.shape
         prompts = [self.prompts[f"a{a}"] for a in attrs]
-        for kind, layer in self.order:
-            if kind == "t":
-                prefix = temporal_prefix(prompts, layer, B, N) if prompted else None
-                out = self.temporal[layer](rearrange(tokens, "b g n s d -> (b g n) s d"), prefix)
-                tokens = rearrange(out, "(b g n) s d -> b g n s d", b=B, g=G)
-            else:
-                mixed = tokens[:, :, :, -1:] if self.config.spatial_on == "forecast" else tokens
-                prefix = spatial_prefix(prompts, layer, B, mixed.shape[3]) if prompted else None
-                out = self.spatial[layer](rearrange(mixed, "b g n s d -> (b g s) n d"), prefix)
-                out = rearrange(out, "(b g s) n d -> b g n s d", b=B, g=G)
-                tokens = out if mixed.shape[3] == S else torch.cat([tokens[:, :, :, :-1], out], 3)
+        tokens = self.backbone(tokens, **(stacked_prefixes(prompts) if prompted else {}))
         flat = rearrange(self.norm(tokens), "b g n s d -> b g n (s d)")
         if not prompted:
             return self.head(flat)

@@ -33,7 +33,6 @@ from urbanst.errors import UrbanstError
 from urbanst.models.base import SpecConfig, STModel
 from urbanst.nn.anchors import seasonal_anchor
 from urbanst.nn.attention import Transformer, xavier_init
-from urbanst.nn.embeddings import UnitEmbedding
 from urbanst.parts.encoders.patches import PatchTokens, fold_channels, spread, unfold_channels, unpatch
 from urbanst.parts.encoders.patches_geometry import SpatialWindows
 from urbanst.parts.heads import start_at_zero
@@ -128,7 +127,8 @@ class UniST(STModel):
         c = config
         D, encoder_depth, decoder_depth, heads, decoder_heads = c.dims
         pt, p, rt = c.patch_t, c.patch_hw, c.region_patch_t or c.patch_t
-        self.tokens = PatchTokens(D, c.slots, pt, p, rt, c.tod_slots, c.pe_dim, c.num_units, c.grid_shape, c.num_edges)
+        self.tokens = PatchTokens(D, c.slots, pt, p, rt, c.tod_slots, c.pe_dim, c.num_units, c.grid_shape, c.num_edges,
+                                  c.unit_embedding)
         self.encoder = Transformer(encoder_depth, D, heads, c.mlp_ratio, c.dropout)
         self.decoder_embed = nn.Linear(D, D)
         self.mask_token = nn.Parameter(torch.zeros(D))
@@ -145,7 +145,6 @@ class UniST(STModel):
             start_at_zero(self.head_grid), start_at_zero(self.head_region)
         if self.prompt is not None:
             self.prompt.reset_memory()
-        self.unit_embed = UnitEmbedding(c.num_units, D, "zeros") if c.unit_embedding else None
         if c.lr:
             self.default_lr = c.lr
 
@@ -165,8 +164,6 @@ class UniST(STModel):
         c.grid_shape = list(spec.grid_shape) if spec.grid_shape is not None else None
         c.horizon = spec.horizon  # history stays: the prompt network reads config.history steps
         self.init_from_data(spec)
-        if self.unit_embed is not None:
-            self.unit_embed = UnitEmbedding(spec.num_units, self.mask_token.shape[0], "zeros").to(self.mask_token.device)
         return self
 
     @property
@@ -212,24 +209,19 @@ class UniST(STModel):
         P = batch["y"].shape[1] if "y" in batch else c.horizon
         layout, graph, home = self.tokens.geometry(batch, H, P)
         past, future = layout.Th * layout.S, layout.Tf * layout.S
-        enc_add, dec_add = self.tokens.positions(batch, layout, graph, H + P, self._units(home))
+        enc_add, dec_add = self.tokens.positions(batch, layout, graph, H + P, home)
         patches = self.tokens.patches(x, batch["input_mask"], layout, layout.hist_pad, 0)
         h = self.encoder(self.tokens.embed(patches, layout) + enc_add[:, :past])
         queries = self.mask_token.expand(B, future, -1) + dec_add[:, past:]
         if use_prompts and self.prompt is not None:
-            history = torch.where(batch["input_mask"], x, torch.zeros((), dtype=x.dtype))
-            period = self.tokens.periodic(batch, layout) if "temporal_period" in self.prompt.parts else None
-            op = graph.operator(self.mask_token.device) if graph is not None else None
-            queries = queries + self.prompt(history, layout, h.view(B, layout.Th, layout.S, -1), period, op)
+            period = self.tokens.periodic(batch, layout) if self.prompt.reads_period else None
+            queries = queries + self.prompt(batch, layout, h.view(B, layout.Th, layout.S, -1), period, graph)
         tokens = torch.cat([self.decoder_embed(h) + dec_add[:, :past], queries], dim=1)
         forecast = unpatch(self._head(self.decoder(tokens, queries=future), layout), layout, 0, P)[..., :C]
         return forecast + seasonal_anchor(batch, c.lags, P) if c.anchor else forecast
 
     def _head(self, tokens: torch.Tensor, layout) -> torch.Tensor:
         return (self.head_grid if layout.grid else self.head_region)(self.head(tokens))
-
-    def _units(self, home: bool) -> torch.Tensor | None:
-        return self.unit_embed.weight if self.unit_embed is not None and home else None
 
     # -- masked reconstruction and prompt tuning --------------------------------------------
     def reconstruct(self, batch: dict, span: str = "inputs", strategy: str | None = None) -> ModelOutput:
@@ -245,7 +237,7 @@ class UniST(STModel):
         layout, graph, home = self.tokens.geometry(batch, H, P)
         draw = draw_for_batch(batch, c.pretrain_strategies, layout.Tp, layout.S, c.mask_ratio, self.training, strategy)
         patches = self.tokens.patches(values, seen, layout, layout.hist_pad, layout.fut_pad, hide=draw.hide)
-        enc_add, dec_add = self.tokens.positions(batch, layout, graph, T, self._units(home))
+        enc_add, dec_add = self.tokens.positions(batch, layout, graph, T, home)
         visible = draw.visible(self.mask_token.shape[0])
         h = self.decoder_embed(self.encoder(torch.gather(self.tokens.embed(patches, layout) + enc_add, 1, visible)))
         tokens = self.mask_token.expand(B, layout.Tp * layout.S, -1).scatter(1, visible, h) + dec_add

@@ -1,5 +1,6 @@
 """One pre-norm transformer block for every plain-transformer preset (UniST's encoder, decoder and prompt
-network; PromptST's temporal and spatial layers).
+network; PromptST's temporal and spatial layers), and the stacks built of it: :class:`Transformer` (blocks and a
+final norm) and :class:`SpaceTimeTransformer` (temporal and spatial layers in turn).
 
 ``Block(x, prefix=None, queries=None)`` returns ``x + attention(norm(x))`` followed by ``x + MLP(norm(x))``:
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 
@@ -178,6 +180,44 @@ class Transformer(nn.Module):
         for i, block in enumerate(self.blocks):
             x = block(x, queries=queries if i == len(self.blocks) - 1 else None)
         return self.norm(x)
+
+
+class SpaceTimeTransformer(nn.Module):
+    """Temporal and spatial layers in turn (T, S, T, S, ...) over series of tokens ``[B, G, N, S, D]`` (G groups of
+    N units' series of S tokens): a temporal layer attends along each series, a spatial layer across the units at
+    each token position, or with ``last_only`` at the last one only (O(N²) per series instead of O(S·N²); the next
+    temporal layer spreads what it gathered). Spatial layers attend through ``anchors`` learned tokens if > 0;
+    ``block`` holds the other :class:`Block` options.
+
+    ``temporal_prefix(layer)`` ``[G, N or 1, p, D]`` and ``spatial_prefix(layer)`` ``[G, p, D]`` (or None) give
+    each group's prefix tokens at a layer (prefix prompts)."""
+
+    def __init__(self, temporal_layers: int, spatial_layers: int, dim: int, heads: int, mlp_ratio: float = 2.0, *,
+                 last_only: bool = True, anchors: int = 0, **block):
+        super().__init__()
+        self.last_only = last_only
+        self.temporal = nn.ModuleList(Block(dim, heads, mlp_ratio, **block) for _ in range(temporal_layers))
+        self.spatial = nn.ModuleList(Block(dim, heads, mlp_ratio, anchors=anchors, **block) for _ in range(spatial_layers))
+        self.order = [(kind, i) for i in range(max(temporal_layers, spatial_layers))
+                      for kind, layers in (("t", temporal_layers), ("s", spatial_layers)) if i < layers]
+
+    def forward(self, tokens: torch.Tensor, temporal_prefix=None, spatial_prefix=None) -> torch.Tensor:
+        B, G, N, S, _ = tokens.shape
+        for kind, layer in self.order:
+            if kind == "t":
+                prefix = None if temporal_prefix is None else temporal_prefix(layer).expand(B, G, N, -1, -1)
+                out = self.temporal[layer](rearrange(tokens, "b g n s d -> (b g n) s d"),
+                                           None if prefix is None else rearrange(prefix, "b g n p d -> (b g n) p d"))
+                tokens = rearrange(out, "(b g n) s d -> b g n s d", b=B, g=G)
+            else:
+                mixed = tokens[:, :, :, -1:] if self.last_only else tokens
+                prefix = None if spatial_prefix is None else spatial_prefix(layer)
+                if prefix is not None:
+                    prefix = rearrange(prefix.expand(B, mixed.shape[3], G, -1, -1), "b s g p d -> (b g s) p d")
+                out = self.spatial[layer](rearrange(mixed, "b g n s d -> (b g s) n d"), prefix)
+                out = rearrange(out, "(b g s) n d -> b g n s d", b=B, g=G)
+                tokens = out if mixed.shape[3] == S else torch.cat([tokens[:, :, :, :-1], out], 3)
+        return tokens
 
 
 def xavier_init(module: nn.Module) -> None:

@@ -32,7 +32,7 @@ from torch import nn
 
 from urbanst.contract import DataSpec
 from urbanst.errors import UrbanstError
-from urbanst.nn.embeddings import TimeEmbedding
+from urbanst.nn.embeddings import TimeEmbedding, UnitEmbedding
 from urbanst.parts.encoders.patches_geometry import RegionGraph, batch_geometry, region_graph, sincos_2d, sincos_t
 
 # -- layout ---------------------------------------------------------------------------
@@ -129,10 +129,12 @@ def spread(mask: torch.Tensor, layout: Layout, front: int, steps: int) -> torch.
 class PatchTokens(nn.Module):
     """Patch embeddings (``embed_grid``, ``embed_region``), time embedding, region positions and the home
     geometry: ``geometry`` gives a batch's layout, ``patches`` and ``embed`` its tokens, ``positions`` where
-    and when they sit."""
+    and when they sit. ``unit_embedding`` adds a learned vector per unit of the home dataset (none for others),
+    which ties the weights to its units."""
 
     def __init__(self, dim: int, slots: int, patch_t: int, patch_hw: int, region_patch_t: int, time_slots: int,
-                 pe_dim: int, num_units: int, grid_shape: list[int] | None, num_edges: int = 0):
+                 pe_dim: int, num_units: int, grid_shape: list[int] | None, num_edges: int = 0,
+                 unit_embedding: bool = False):
         super().__init__()
         self.dim, self.slots, self.pe_dim = dim, slots, pe_dim
         self.patch_t, self.patch_hw, self.region_patch_t = patch_t, patch_hw, region_patch_t
@@ -143,6 +145,7 @@ class PatchTokens(nn.Module):
         self.region_pos = nn.Linear(pe_dim, dim)
         self.region_pos_dec = nn.Linear(pe_dim, dim)
         self._hold_home(num_units, grid_shape, num_edges=num_edges)
+        self.unit_embed = UnitEmbedding(num_units, dim, "zeros") if unit_embedding else None
 
     def reset_parameters(self) -> None:
         """Xavier-uniform patch embeddings (as one linear map each) with zero bias, truncated-normal time tables."""
@@ -159,6 +162,8 @@ class PatchTokens(nn.Module):
         if spec.grid_shape is None:
             graph = region_graph(spec.adjacency, spec.coords, spec.num_units, self.pe_dim)
         self._hold_home(spec.num_units, spec.grid_shape, graph)
+        if self.unit_embed is not None:
+            self.unit_embed = UnitEmbedding(spec.num_units, self.dim, "zeros").to(self.region_pos.weight.device)
         return graph
 
     def _hold_home(self, num_units: int, grid_shape, graph: RegionGraph | None = None, num_edges: int = 0) -> None:
@@ -233,16 +238,17 @@ class PatchTokens(nn.Module):
 
     # -- positions ------------------------------------------------------------------------
     def positions(self, batch: dict, layout: Layout, graph: RegionGraph | None, steps: int,
-                  units: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder and decoder additions ``[B, Tp * S, D]`` (space + time position + time features); ``units
-        [N, D]`` adds a learned vector per unit (averaged over each patch of a grid)."""
+                  home: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder and decoder additions ``[B, Tp * S, D]``: space and time positions, time features and, on the
+        home dataset, the unit embedding (averaged over each patch of a grid)."""
         D, device = self.dim, self.region_pos.weight.device
         if layout.grid:
             enc_s = dec_s = sincos_2d(D, layout.Hp, layout.Wp, device)
         else:
             pe = graph.pe.to(device)
             enc_s, dec_s = self.region_pos(pe), self.region_pos_dec(pe)
-        if units is not None:
+        if self.unit_embed is not None and home:
+            units = self.unit_embed.weight
             if layout.grid:  # cells -> the mean over each patch
                 cells = units.t().reshape(1, -1, layout.Hg, layout.Wg)
                 cells = F.pad(cells, (0, layout.Wp * layout.pw - layout.Wg, 0, layout.Hp * layout.ph - layout.Hg))

@@ -29,6 +29,7 @@ from torch import nn
 
 from urbanst.nn.attention import Block
 from urbanst.parts.encoders.patches import Layout
+from urbanst.parts.encoders.patches_geometry import RegionGraph
 
 PRIORS = ("spatial_closeness", "spatial_hierarchy", "temporal_closeness", "temporal_period")
 MAX_LAGS = 8
@@ -80,6 +81,10 @@ class MemoryPrompts(nn.Module):
             # which lag a token comes from (1st, 2nd ... in DataSpec.lags order: e.g. 1d, 1w)
             self.lag_embed = nn.Parameter(torch.zeros(MAX_LAGS, dim))
             nn.init.trunc_normal_(self.lag_embed, std=0.02)
+
+    @property
+    def reads_period(self) -> bool:
+        return "temporal_period" in self.parts
 
     def reset_memory(self) -> None:
         """Fresh keys and values in both pools (truncated normal)."""
@@ -147,18 +152,22 @@ class MemoryPrompts(nn.Module):
             out["spatial_hierarchy"] = sum(lin(hop(k)) for k, lin in zip((4, 8), self.level_hop)) / 2
         return out
 
-    def forward(self, history: torch.Tensor, layout: Layout, enc_history: torch.Tensor | None,
-                period_tokens: torch.Tensor | None, region_op: torch.Tensor | None = None) -> torch.Tensor | None:
+    def forward(self, batch: dict, layout: Layout, enc_history: torch.Tensor | None, period_tokens: torch.Tensor | None,
+                graph: RegionGraph | None = None) -> torch.Tensor | None:
         """Prompts ``[B, Tf * S, D]`` for the future tokens (None if no prior applies).
 
-        history       [B, H, N, C] scaled history, 0 where unseen
+        batch         the history ``x`` and ``input_mask``
         enc_history   [B, Th, S, D] the encoder's history tokens (temporal closeness)
         period_tokens [B, K, Tf * S, D] embedded values at the same slot on earlier days (temporal period)
-        region_op     Â for region data
+        graph         the units' graph, for region data
         """
-        B = history.shape[0]
-        frames = self._frames(history)
-        spatial = self._spatial_grid(frames, layout) if layout.grid else self._spatial_region(frames, region_op)
+        x = batch["x"]
+        B = x.shape[0]
+        frames = self._frames(torch.where(batch["input_mask"], x, torch.zeros((), dtype=x.dtype)))
+        if layout.grid:
+            spatial = self._spatial_grid(frames, layout)
+        else:
+            spatial = self._spatial_region(frames, graph.operator(self.spatial_memory.keys.device))
         per_cell = [self._retrieve(self.spatial_memory, v) for v in spatial.values()]  # each [B, S, D]
         if "temporal_closeness" in self.parts and enc_history is not None:
             _, Th, S, D = enc_history.shape

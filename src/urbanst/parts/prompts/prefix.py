@@ -9,7 +9,6 @@ sequence of units at each spatial layer. Each attribute also has its own forecas
 from __future__ import annotations
 
 import torch
-from einops import rearrange
 from torch import nn
 
 
@@ -56,15 +55,15 @@ class AttributePrompts(nn.Module):
         return torch.cat(parts, 1)
 
 
-def temporal_prefix(prompts: list[AttributePrompts], layer: int, batch: int, units: int) -> torch.Tensor:
-    """``[(batch, attribute, unit), p, d]``: the prefix of every time sequence of the attributes ``prompts``."""
-    prefix = torch.stack([p.temporal_prefix(layer) for p in prompts])  # [G, N | 1, p, d]
-    return rearrange(prefix.expand(batch, len(prompts), units, -1, -1), "b g n p d -> (b g n) p d")
+def stacked_prefixes(prompts: list[AttributePrompts]) -> dict:
+    """The prefixes of a group of attributes at each layer, as :class:`urbanst.nn.attention.SpaceTimeTransformer`
+    reads them: ``temporal_prefix(layer)`` ``[G, N or 1, p, d]``, ``spatial_prefix(layer)`` ``[G, p, d]`` (None
+    without spatial prompts)."""
 
+    def temporal(layer: int) -> torch.Tensor:
+        return torch.stack([p.temporal_prefix(layer) for p in prompts])
 
-def spatial_prefix(prompts: list[AttributePrompts], layer: int, batch: int, positions: int) -> torch.Tensor | None:
-    """``[(batch, attribute, position), p, d]``: the prefix of every sequence of units; None without spatial prompts."""
-    if not prompts[0].spatial.shape[1]:
-        return None
-    prefix = torch.stack([p.spatial[layer] for p in prompts])  # [G, p, d]
-    return rearrange(prefix.expand(batch, positions, len(prompts), -1, -1), "b s g p d -> (b g s) p d")
+    def spatial(layer: int) -> torch.Tensor | None:
+        return torch.stack([p.spatial[layer] for p in prompts]) if prompts[0].spatial.shape[1] else None
+
+    return {"temporal_prefix": temporal, "spatial_prefix": spatial}
