@@ -90,6 +90,15 @@ def test_attribute_hides_one_attribute_in_visible_tokens():
         draw_mask("attribute", B, TP, S, 1, 0.5)
 
 
+def test_a_reconstruction_scores_the_observed_entries_of_hidden_tokens():
+    data = make_city("grid", grid=(4, 4), weeks=2, seed=12)
+    model, windows, _ = setup(data, history=6, horizon=6)
+    batch = first(windows, 3)
+    out = model.reconstruct(batch, span="window", strategy="temporal")  # two time patches: the second is hidden
+    assert torch.equal(out.scored[:, 6:], batch["target_mask"]) and not out.scored[:, :6].any()
+    assert torch.equal(out.target[:, :6], batch["x"]) and out.prediction.shape == out.target.shape
+
+
 def test_patch_embedding_is_a_3d_convolution():
     data = make_city("grid", grid=(6, 4), weeks=2, seed=1)
     model, windows, _ = setup(data)
