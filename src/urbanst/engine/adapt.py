@@ -26,6 +26,7 @@ from urbanst.contract import inputs_only
 from urbanst.errors import UrbanstError
 from urbanst.evaluation.scoring import loader
 from urbanst.models.registry import model_class, model_names
+from urbanst.progress import bar
 from urbanst.tasks.objective import reconstruction_loss
 
 TTA_LR_SHARE = 0.1  # default adaptation learning rate: this share of the model's training rate
@@ -60,7 +61,7 @@ def adapt(model, windows, steps: int, batch_size: int = 64, lr: float | None = N
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         batches = itertools.cycle(loader(windows, batch_size, shuffle=True, seed=seed))
-        for batch in itertools.islice(batches, steps):
+        for batch in bar(itertools.islice(batches, steps), desc=f"adapt {model.name}", total=steps):
             loss = reconstruction_loss(model.reconstruct(unlabeled(batch), span="inputs"))
             optimizer.zero_grad()
             loss.backward()
