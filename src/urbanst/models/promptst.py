@@ -203,7 +203,8 @@ class PromptST(STModel):
         return rearrange(out, "b c n p -> b p n c")
 
     def forward(self, batch: dict) -> ModelOutput:
-        """Every attribute's forecast; while prompt tuning trains, only the tuning attributes' (the loss covers those alone)."""
+        """Every attribute's forecast; while prompt tuning trains, only the tuning attributes' (the loss covers
+        those alone)."""
         c = self.config
         if self.training and c.stage == "prompt" and c.tuning_attributes:
             attrs = [self._index(a) for a in c.tuning_attributes]

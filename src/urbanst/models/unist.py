@@ -160,7 +160,8 @@ class UniST(STModel):
         c = self.config
         if c.channels == "fused" and spec.num_channels > c.slots:
             raise UrbanstError(f"unist has {c.slots} attribute slots; {spec.dataset!r} has {spec.num_channels} attributes")
-        c.num_units, c.num_channels, c.steps_per_day, c.lags = spec.num_units, spec.num_channels, spec.steps_per_day, list(spec.lags)
+        c.num_units, c.num_channels = spec.num_units, spec.num_channels
+        c.steps_per_day, c.lags = spec.steps_per_day, list(spec.lags)
         c.grid_shape = list(spec.grid_shape) if spec.grid_shape is not None else None
         c.horizon = spec.horizon  # history stays: the prompt network reads config.history steps
         self.init_from_data(spec)
@@ -199,9 +200,11 @@ class UniST(STModel):
     # -- forecasting ------------------------------------------------------------------------
     def forward(self, batch: dict) -> ModelOutput:
         """The scaled forecast ``[B, P, N, C]``: the future tokens are masked and reconstructed."""
-        if self.config.channels == "separate":
-            return ModelOutput(unfold_channels(self._forecast(fold_channels(batch)), batch["x"].shape[-1]), self.config.loss)
-        return ModelOutput(self._forecast(batch), loss=self.config.loss)
+        if self.config.channels == "separate":  # one single-attribute window per attribute, as the release
+            forecast = unfold_channels(self._forecast(fold_channels(batch)), batch["x"].shape[-1])
+        else:
+            forecast = self._forecast(batch)
+        return ModelOutput(forecast, loss=self.config.loss)
 
     def _forecast(self, batch: dict, use_prompts: bool = True) -> torch.Tensor:
         c, x = self.config, batch["x"]

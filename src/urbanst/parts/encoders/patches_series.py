@@ -50,7 +50,8 @@ class SeriesPatchTokens(nn.Module):
         if self.forecast_embed is not None:
             periodic = torch.cat([batch["periodic"], batch["periodic_mask"].to(x.dtype)], 1)  # [B, 2K, P, N, C]
             future = future + self.forecast_embed(rearrange(periodic, "b k p n c -> b c n (k p)"))[:, :, :, None]
-        tokens = torch.cat([history, future], 3) + self.pos_embed + self.unit_embed.weight[:, None] + self.attr_embed[:, None, None]
+        tokens = torch.cat([history, future], 3) + self.pos_embed
+        tokens = tokens + self.unit_embed.weight[:, None] + self.attr_embed[:, None, None]
         at = torch.arange(self.seq_len, device=x.device) * self.patch_len + self.patch_len - 1 - self.pad
         at[-1] = H
         for part in self.time.parts(batch["time_of_day"][:, at], batch["day_of_week"][:, at]):
