@@ -7,3 +7,9 @@ anything else is a bug and keeps its traceback.
 
 class UrbanstError(Exception):
     """A problem with the user's input, files or settings, with a message that says how to fix it."""
+
+
+def require(ok: bool, message: str) -> None:
+    """An UrbanstError saying ``message`` unless ``ok``."""
+    if not ok:
+        raise UrbanstError(message)

@@ -49,6 +49,29 @@ class SpecConfig:
     steps_per_day: int | None = None
     lags: list[str] = field(default_factory=list)  # the periodic lags of the batches, in order
 
+    def __post_init__(self) -> None:
+        """Every field of the type its annotation names (a ``Literal`` lists the choices); lists stay lists."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        check_field_types(type(self), values, f"{type(self).__name__}:")
+        for name, value in values.items():
+            if isinstance(value, tuple):
+                setattr(self, name, list(value))
+
+    def described(self, spec: DataSpec) -> dict:
+        """This config's fields that describe ``spec``'s data, history excepted (a model reads the steps it was
+        built for), as ``spec`` gives them."""
+        return {f.name: list(v) if isinstance(v := getattr(spec, f.name), tuple) else v
+                for f in dataclasses.fields(self) if f.name != "history" and hasattr(spec, f.name)}
+
+    def fits(self, spec: DataSpec) -> bool:
+        """Whether the config already describes ``spec``'s data."""
+        return all(getattr(self, name) == value for name, value in self.described(spec).items())
+
+    def move_to(self, spec: DataSpec) -> None:
+        """Describe ``spec``'s data (a model moved to another dataset, zero-shot or to fine-tune)."""
+        for name, value in self.described(spec).items():
+            setattr(self, name, value)
+
 
 class STModel(nn.Module):
     name: ClassVar[str]
@@ -190,11 +213,11 @@ class STModel(nn.Module):
         if cls is not STModel and not issubclass(model_cls, cls):
             raise UrbanstError(f"{directory} holds a {meta['model']!r} model, not a {cls.name!r}")
         where = f"{directory}/{CONFIG_FILE} does not fit model {meta['model']!r}"
+        check_field_types(model_cls.config_class, meta["config"], f"{where}:")
         try:
             config = model_cls.config_class(**meta["config"])
-        except TypeError as err:
+        except (TypeError, UrbanstError) as err:
             raise UrbanstError(f"{where}: {err}") from None
-        check_field_types(model_cls.config_class, meta["config"], f"{where}:")
         model = _construct(model_cls, config, f"{directory}/{CONFIG_FILE}")
         model.load_weights(Path(directory) / WEIGHTS_FILE)
         scaler_path = Path(directory) / SCALER_FILE
@@ -254,13 +277,15 @@ def check_field_types(config_class: type, values: dict, where: str) -> None:
         hint = hints.get(key)
         if hint is not None and not _fits(value, hint):
             shown = repr(value) if len(repr(value)) < 60 else repr(value)[:57] + "..."
-            raise UrbanstError(f"{where} {key}={shown} is not of type {_type_text(hint)}")
+            raise UrbanstError(f"{where} {key}={shown} is not {_type_text(hint)}")
 
 
 def _fits(value, hint) -> bool:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is typing.Any:
         return True
+    if origin is typing.Literal:
+        return value in args
     if origin in (typing.Union, types.UnionType):
         return any(_fits(value, a) for a in args)
     if hint is type(None):
@@ -287,7 +312,13 @@ def _fits(value, hint) -> bool:
 
 
 def _type_text(hint) -> str:
-    return getattr(hint, "__name__", None) if typing.get_origin(hint) is None and hasattr(hint, "__name__") else str(hint)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(repr, args))
+    if origin is list and args and typing.get_origin(args[0]) is typing.Literal:
+        return "a list of values among " + ", ".join(map(repr, typing.get_args(args[0])))
+    name = getattr(hint, "__name__", None) if typing.get_origin(hint) is None and hasattr(hint, "__name__") else str(hint)
+    return f"of type {name}"
 
 
 def read_model_meta(directory: str | Path) -> dict:

@@ -25,13 +25,14 @@ for one attribute.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from einops import rearrange
 from torch import nn
 
 from urbanst.contract import ModelOutput
-from urbanst.errors import UrbanstError
+from urbanst.errors import UrbanstError, require
 from urbanst.models.base import SpecConfig, STModel
 from urbanst.nn.attention import SpaceTimeTransformer
 from urbanst.parts.encoders.patches_series import SeriesPatchTokens
@@ -55,47 +56,36 @@ class PromptSTConfig(SpecConfig):
     patch_len: int = 3  # history steps per token (history is left-padded, as unobserved, to a multiple)
     use_time: bool = True  # time-of-day and day-of-week embeddings
     use_periodic: bool = True  # the forecast token carries the values one day / week before each target step
-    spatial_on: str = "forecast"  # spatial layers mix units at the "forecast" token of each series, or at "all" tokens
+    spatial_on: Literal["forecast", "all"] = "forecast"  # spatial layers mix units at each series' forecast token, or at all
     spatial_anchors: int = 0  # 0: full attention over the units; M > 0: through M learned anchors, O(N·M)
     # prompts, per attribute
     temporal_prompts: int = 4  # attribute-temporal prompt tokens prepended at each temporal layer
     spatial_prompts: int = 4  # attribute-spatial prompt tokens prepended at each spatial layer
     node_prompts: bool = True  # one node-specific prompt token per unit, prepended at each temporal layer
     prompt_init_std: float = 0.02
-    prompt_head_init: str = "fresh"  # an attribute's head at the start of prompt tuning: "fresh" (paper) or a copy of the "shared" head
+    prompt_head_init: Literal["fresh", "shared"] = "fresh"  # an attribute's head when prompt tuning starts: fresh (paper), or the shared one
     # stage: "shared" trains the backbone with prompts off; "prompt" trains only prompts and heads
-    stage: str = "shared"
+    stage: Literal[STAGES] = "shared"
     prompt_attributes: list[str] = field(default_factory=list)  # attributes whose prompts are on
     tuning_attributes: list[str] = field(default_factory=list)  # those whose prompts and head train now
 
     def __post_init__(self) -> None:
-        self.attributes = list(self.attributes) or [f"a{i}" for i in range(self.num_channels)]
-        if len(self.attributes) != self.num_channels:
-            raise UrbanstError(f"promptst: {len(self.attributes)} attribute names for {self.num_channels} channels")
-        if len(set(self.attributes)) != len(self.attributes):
-            raise UrbanstError(f"promptst: attribute names must differ, got {self.attributes}")
-        if self.stage not in STAGES:
-            raise UrbanstError(f"promptst: unknown stage {self.stage!r}; use one of {STAGES}")
-        if self.d_model % self.num_heads:
-            raise UrbanstError(f"promptst: d_model {self.d_model} is not a multiple of num_heads {self.num_heads}")
-        if min(self.temporal_layers, self.spatial_layers) < 0 or self.temporal_layers + self.spatial_layers == 0:
-            raise UrbanstError("promptst: needs at least one temporal or spatial layer")
-        if self.spatial_on not in ("forecast", "all"):
-            raise UrbanstError(f"promptst: spatial_on must be 'forecast' or 'all', got {self.spatial_on!r}")
-        if self.prompt_head_init not in ("fresh", "shared"):
-            raise UrbanstError(f"promptst: prompt_head_init must be 'fresh' or 'shared', got {self.prompt_head_init!r}")
-        if self.patch_len < 1:
-            raise UrbanstError(f"promptst: patch_len must be >= 1, got {self.patch_len}")
-        if min(self.spatial_anchors, self.temporal_prompts, self.spatial_prompts) < 0:
-            raise UrbanstError("promptst: spatial_anchors, temporal_prompts and spatial_prompts must be >= 0")
-        for key in ("prompt_attributes", "tuning_attributes"):
-            unknown = sorted(set(getattr(self, key)) - set(self.attributes))
-            if unknown:
-                raise UrbanstError(f"promptst: {key} names unknown attributes {unknown}; attributes are {self.attributes}")
-        if self.stage == "shared" and (self.prompt_attributes or self.tuning_attributes):
-            raise UrbanstError("promptst: stage 'shared' runs with prompts off; leave prompt_attributes empty")
-        if not set(self.tuning_attributes) <= set(self.prompt_attributes):
-            raise UrbanstError("promptst: every tuning attribute must have its prompts on (prompt_attributes)")
+        super().__post_init__()
+        self.attributes = self.attributes or [f"a{i}" for i in range(self.num_channels)]
+        names, on, tuning = self.attributes, set(self.prompt_attributes), set(self.tuning_attributes)
+        require(len(names) == self.num_channels, f"promptst: {len(names)} attribute names for {self.num_channels} channels")
+        require(len(set(names)) == len(names), f"promptst: attribute names must differ, got {names}")
+        require(self.d_model % self.num_heads == 0, f"promptst: d_model {self.d_model} is not a multiple of num_heads")
+        require(min(self.temporal_layers, self.spatial_layers) >= 0 and self.temporal_layers + self.spatial_layers > 0,
+                "promptst: needs at least one temporal or spatial layer")
+        require(self.patch_len >= 1, f"promptst: patch_len must be >= 1, got {self.patch_len}")
+        require(min(self.spatial_anchors, self.temporal_prompts, self.spatial_prompts) >= 0,
+                "promptst: spatial_anchors, temporal_prompts and spatial_prompts must be >= 0")
+        require(on | tuning <= set(names), f"promptst: prompt_attributes or tuning_attributes name unknown attributes "
+                f"{sorted((on | tuning) - set(names))}; attributes are {names}")
+        require(self.stage == "prompt" or not on | tuning,
+                "promptst: stage 'shared' runs with prompts off; leave prompt_attributes empty")
+        require(tuning <= on, "promptst: every tuning attribute must have its prompts on (prompt_attributes)")
 
 
 class PromptST(STModel):

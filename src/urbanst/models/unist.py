@@ -24,12 +24,13 @@ network, and optionally the head, train; the release freezes nothing).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
 
 from urbanst.contract import DataSpec, ModelOutput
-from urbanst.errors import UrbanstError
+from urbanst.errors import UrbanstError, require
 from urbanst.models.base import SpecConfig, STModel
 from urbanst.nn.anchors import seasonal_anchor
 from urbanst.nn.attention import Transformer, xavier_init
@@ -47,7 +48,7 @@ SIZES = {"tiny": (32, 2, 1, 4, 4), "small": (64, 4, 2, 4, 4), "middle": (128, 6,
 @dataclass
 class UniSTConfig(SpecConfig):
     grid_shape: list[int] | None = None  # (H, W) of a full grid; None for regions / sensors
-    size: str = "tiny"  # the fastest to learn in a CPU budget (nyc_bike, 300 s: tiny 9.17, small 9.61 test MAE)
+    size: Literal["tiny", "small", "middle"] = "tiny"  # the fastest to learn on CPU (nyc_bike, 300 s: tiny 9.17, small 9.61)
     embed_dim: int | None = None  # these five override the size's when set
     encoder_depth: int | None = None
     decoder_depth: int | None = None
@@ -58,48 +59,35 @@ class UniSTConfig(SpecConfig):
     patch_t: int = 6  # steps per token (grids; the release: 2, 3x the tokens, about 3x slower on CPU)
     patch_hw: int = 2  # grid cells per token side (grids only; regions use one unit per token)
     region_patch_t: int | None = 12  # steps per token for region / sensor data (None: patch_t)
-    channels: str = "fused"  # "fused": all attributes in one token; "separate": one volume per attribute
+    channels: Literal["fused", "separate"] = "fused"  # all attributes in one token, or one volume per attribute
     max_channels: int | None = None  # attribute slots of the patch embedding (None: num_channels)
     pe_dim: int = 16  # Laplacian eigenvectors that place region units
     unit_embedding: bool = False  # a learned embedding per unit of the home dataset (not used for others)
     tod_slots: int = 48  # time-of-day embedding slots (the release's 48 half hours)
     prompts: bool = True
-    prompt_parts: list[str] = field(default_factory=lambda: list(PRIORS))
+    prompt_parts: list[Literal[PRIORS]] = field(default_factory=lambda: list(PRIORS))
     memory_slots: int = 512
     prompt_residual: bool = True  # prompt = memory(query) + query: the exact period values reach the decoder
-    loss: str = "mae"  # forecasting loss on the scored targets: "mae" or "mse"
+    loss: Literal["mae", "mse"] = "mae"  # forecasting loss on the scored targets
     anchor: bool = True  # forecasting: a correction to seasonal naive (the period the period prompt reads)
     mask_ratio: float = 0.5
-    pretrain_strategies: list[str] = field(default_factory=lambda: ["random", "tube", "block", "temporal", "attribute"])
+    # drawn per batch in pre-training: the release's four, and hiding whole attributes (multi-attribute data)
+    pretrain_strategies: list[Literal[STRATEGIES]] = field(default_factory=lambda: ["random", "tube", "block", "temporal",
+                                                                                     "attribute"])
     lr: float | None = None  # None: UniST.default_lr
     num_edges: int = 0  # of the home region graph, set by init_from_data
 
     def __post_init__(self) -> None:
-        if self.size not in SIZES:
-            raise UrbanstError(f"unist size must be one of {sorted(SIZES)}, got {self.size!r}")
-        if self.grid_shape is not None:
-            self.grid_shape = [int(v) for v in self.grid_shape]
-            if self.grid_shape[0] * self.grid_shape[1] != self.num_units:
-                raise UrbanstError(f"unist: grid {self.grid_shape} does not hold {self.num_units} units")
-        if self.channels not in ("fused", "separate"):
-            raise UrbanstError(f"unist channels must be 'fused' or 'separate', got {self.channels!r}")
+        super().__post_init__()
         if self.max_channels is None:
             self.max_channels = self.num_channels if self.channels == "fused" else 1
-        if self.channels == "fused" and self.max_channels < self.num_channels:
-            raise UrbanstError(f"unist: max_channels={self.max_channels} < the data's {self.num_channels} attributes")
-        if self.loss not in ("mae", "mse"):
-            raise UrbanstError(f"unist loss must be 'mae' or 'mse', got {self.loss!r}")
-        if not 0 < self.mask_ratio < 1:
-            raise UrbanstError(f"unist mask_ratio must be in (0, 1), got {self.mask_ratio}")
-        for name, chosen, known in (("pretrain_strategies", self.pretrain_strategies, STRATEGIES),
-                                    ("prompt_parts", self.prompt_parts, PRIORS)):
-            unknown = sorted(set(chosen) - set(known))
-            if unknown or (name == "pretrain_strategies" and not chosen):
-                raise UrbanstError(f"unist {name} {unknown or '[]'} unknown; choose from {list(known)}")
-        if min(self.patch_t, self.patch_hw) < 1:
-            raise UrbanstError("unist patch_t and patch_hw must be >= 1")
-        self.lags, self.prompt_parts, self.pretrain_strategies = (
-            list(self.lags), list(self.prompt_parts), list(self.pretrain_strategies))
+        grid = self.grid_shape
+        require(grid is None or grid[0] * grid[1] == self.num_units, f"unist: grid {grid} does not hold {self.num_units} units")
+        require(self.channels == "separate" or self.max_channels >= self.num_channels,
+                f"unist: max_channels={self.max_channels} < the data's {self.num_channels} attributes")
+        require(0 < self.mask_ratio < 1, f"unist mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        require(bool(self.pretrain_strategies), f"unist pretrain_strategies: choose from {list(STRATEGIES)}")
+        require(min(self.patch_t, self.patch_hw) >= 1, "unist patch_t and patch_hw must be >= 1")
 
     @property
     def dims(self) -> tuple[int, int, int, int, int]:
@@ -157,13 +145,9 @@ class UniST(STModel):
 
     def attach(self, spec: DataSpec) -> UniST:
         """Make ``spec``'s dataset the model's home (zero-shot / fine-tuning on other units); weights are kept."""
-        c = self.config
-        if c.channels == "fused" and spec.num_channels > c.slots:
-            raise UrbanstError(f"unist has {c.slots} attribute slots; {spec.dataset!r} has {spec.num_channels} attributes")
-        c.num_units, c.num_channels = spec.num_units, spec.num_channels
-        c.steps_per_day, c.lags = spec.steps_per_day, list(spec.lags)
-        c.grid_shape = list(spec.grid_shape) if spec.grid_shape is not None else None
-        c.horizon = spec.horizon  # history stays: the prompt network reads config.history steps
+        if self.config.channels == "fused" and spec.num_channels > self.config.slots:
+            raise UrbanstError(f"unist has {self.config.slots} attribute slots; {spec.dataset!r} has {spec.num_channels}")
+        self.config.move_to(spec)
         self.init_from_data(spec)
         return self
 
@@ -171,14 +155,9 @@ class UniST(STModel):
     def unit_agnostic(self) -> bool:  # no weight is tied to a unit unless it has unit embeddings
         return not self.config.unit_embedding
 
-    def _same_home(self, spec: DataSpec) -> bool:
-        c = self.config
-        grid = list(spec.grid_shape) if spec.grid_shape is not None else None
-        return (c.num_units, c.num_channels, c.grid_shape) == (spec.num_units, spec.num_channels, grid)
-
     def set_target(self, spec: DataSpec) -> None:
         """Zero-shot on other units: the target becomes the home (its grid or region graph); no weight changes."""
-        if not self._same_home(spec):
+        if not self.config.fits(spec):
             self.attach(spec)
 
     def start_finetune(self, spec: DataSpec) -> None:
@@ -195,7 +174,7 @@ class UniST(STModel):
         return cls.build(specs[0], **options)
 
     def pretraining_windows(self, windows, spec: DataSpec):
-        return windows if self._same_home(spec) else SpatialWindows(windows, spec, self.config.pe_dim)
+        return windows if self.config.fits(spec) else SpatialWindows(windows, spec, self.config.pe_dim)
 
     # -- forecasting ------------------------------------------------------------------------
     def forward(self, batch: dict) -> ModelOutput:

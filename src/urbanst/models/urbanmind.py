@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Literal
 
 import torch
 from torch import nn
@@ -39,7 +40,7 @@ from torch import nn
 from urbanst.backbones import BackboneOptions, config_backbone
 from urbanst.contract import DataSpec, ModelOutput
 from urbanst.data.channel_masks import CHANNEL_STRATEGIES, channel_mask
-from urbanst.errors import UrbanstError
+from urbanst.errors import require
 from urbanst.models.base import SpecConfig, STModel
 from urbanst.nn.anchors import seasonal_anchor
 from urbanst.nn.losses import masked_mae
@@ -59,20 +60,16 @@ class UrbanMindConfig(BackboneOptions, SpecConfig):
     source_dim: int = 16  # width of each source's part of a token
     use_periodic: bool = True
     anchor: bool = True  # the regression head corrects seasonal naive (see the module doc)
-    mask_strategies: list[str] = field(default_factory=lambda: list(CHANNEL_STRATEGIES))  # one drawn per batch
+    mask_strategies: list[Literal[CHANNEL_STRATEGIES]] = field(default_factory=lambda: list(CHANNEL_STRATEGIES))  # one per batch
     mask_ratio: float = 0.5
     reconstruction_weight: float = 0.5  # of the reconstruction loss beside the forecast loss in training
     dropout: float = 0.1
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.mask_strategies) - set(CHANNEL_STRATEGIES))
-        if unknown or not self.mask_strategies:
-            raise UrbanstError(f"urbanmind mask_strategies {unknown or '[]'} unknown; choose from {list(CHANNEL_STRATEGIES)}")
-        if not 0 < self.mask_ratio < 1:
-            raise UrbanstError(f"urbanmind mask_ratio must be in (0, 1), got {self.mask_ratio}")
-        if self.reconstruction_weight < 0:
-            raise UrbanstError(f"urbanmind reconstruction_weight must be >= 0, got {self.reconstruction_weight}")
-        self.lags, self.attributes, self.mask_strategies = list(self.lags), list(self.attributes), list(self.mask_strategies)
+        super().__post_init__()
+        require(bool(self.mask_strategies), f"urbanmind mask_strategies: choose from {list(CHANNEL_STRATEGIES)}")
+        require(0 < self.mask_ratio < 1, f"urbanmind mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        require(self.reconstruction_weight >= 0, f"urbanmind reconstruction_weight must be >= 0, got {self.reconstruction_weight}")
 
 
 class UrbanMind(STModel):
