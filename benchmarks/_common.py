@@ -117,13 +117,23 @@ def to_device(value, device: torch.device):
     return value
 
 
+def loss_of(model: torch.nn.Module):
+    """``batch -> loss`` of the model's task (the loss reads the batch, not the task's window lengths)."""
+    from urbanst.data.splits import SplitRule
+    from urbanst.tasks import make_task
+
+    task = make_task(model.task, None, None, SplitRule())
+    return lambda batch: task.loss(model, batch)
+
+
 def training_step(model: torch.nn.Module):
-    """A closure running one step: the model's own loss, backward, AdamW over the trainable parameters."""
+    """A closure running one step: the loss of the model's task, backward, AdamW over the trainable parameters."""
+    loss = loss_of(model)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
     def step(batch) -> None:
         optimizer.zero_grad(set_to_none=True)
-        model.training_loss(batch).backward()
+        loss(batch).backward()
         optimizer.step()
 
     return step

@@ -32,7 +32,7 @@ def step_flops(model, batch) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
-        model.training_loss(batch).backward()
+        _common.loss_of(model)(batch).backward()
     model.zero_grad(set_to_none=True)
     return counter.get_total_flops()
 

@@ -11,7 +11,7 @@ def two_stage(model, train_windows, val_windows, task, shared: TrainConfig, prom
     """Pre-train ``model`` (stage "shared", all attributes), then prompt-tune it for ``attribute`` (None: all).
 
     Each stage keeps its best validation checkpoint. A ``lr`` of None means the stage's default
-    (:data:`~urbanst.models.promptst.config.SHARED_LR`, :data:`~urbanst.models.promptst.config.PROMPT_LR`).
+    (:data:`~urbanst.models.promptst.SHARED_LR`, :data:`~urbanst.models.promptst.PROMPT_LR`).
     """
     if model.config.stage != "shared":
         raise UrbanstError("promptst: two_stage starts from a model in stage 'shared'")
