@@ -71,7 +71,9 @@ class ModelOutput:
     event logits); ``extra_loss`` computes a paper's own further term that reads no target (already
     weighted), only when the task computes a loss, never while a split is scored. A model
     may predict a part of the batch while it trains: ``units [B, U]`` (the regions it drew) or
-    ``channels`` (the attributes it tunes); the task picks the same part of the targets.
+    ``channels`` (the attributes it tunes); the task picks the same part of the targets. ``fallback`` marks the
+    entries a rule could not serve and filled otherwise (seasonal naive without its lag: the last value), so
+    a record says how much of a forecast was the named rule.
     """
 
     prediction: torch.Tensor
@@ -82,6 +84,7 @@ class ModelOutput:
     scored: torch.Tensor | None = None
     units: torch.Tensor | None = None
     channels: list[int] | None = None
+    fallback: torch.Tensor | None = None
 
 
 def inputs_only(batch: dict) -> dict:

@@ -29,7 +29,8 @@ from urbanst.engine.train import TrainConfig, TrainResult, train
 from urbanst.errors import UrbanstError
 from urbanst.evaluation.records import ResultRecord
 from urbanst.evaluation.scoring import Evaluation
-from urbanst.models.base import SpecConfig, STModel
+from urbanst.models.base import STModel
+from urbanst.models.config import SpecConfig
 from urbanst.models.registry import model_class
 from urbanst.contract import DataSpec
 from urbanst.tasks import make_task

@@ -46,11 +46,11 @@ class STModule(L.LightningModule):
         if self.objective != "regression":
             self.log("val_score", self.task.loss(self.model, batch), batch_size=batch["x"].shape[0], sync_dist=True)
             return
-        prediction = self.model(inputs_only(batch)).prediction
+        output = self.model(inputs_only(batch))
         if self.scorer is None:
-            self.scorer = ValueScorer(prediction.shape[1], sync=True)
-            self.scorer.metric.to(prediction.device)
-        self.scorer.update(batch, prediction)
+            self.scorer = ValueScorer(output.prediction.shape[1], sync=True)
+            self.scorer.metric.to(output.prediction.device)
+        self.scorer.update(batch, output)
 
     def on_validation_epoch_end(self) -> None:
         if self.scorer is not None:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from urbanst.contract import inputs_only, to_original
+from urbanst.contract import ModelOutput, inputs_only, to_original
 from urbanst.data.windows import collate_batch
 from urbanst.evaluation.metrics import ClassificationMetrics, RegressionMetrics
 from urbanst.progress import bar
@@ -48,9 +48,26 @@ def score(model, windows, scorer, batch_size: int = 64, progress: bool = True,
     start = time.perf_counter()
     for batch in bar(loader(windows, batch_size), desc=f"score {model.name}", enabled=progress):
         batch = {k: v.to(device) for k, v in batch.items()}
-        scorer.update(batch, model(inputs_only(batch)).prediction)
+        scorer.update(batch, model(inputs_only(batch)))
     seconds = time.perf_counter() - start
     return Evaluation(scorer.compute(), scorer.policy, seconds, scorer.sample.result() if scorer.sample else {})
+
+
+class FallbackShare:
+    """The share of scored entries a model filled by its fallback rule (:attr:`ModelOutput.fallback`)."""
+
+    def __init__(self):
+        self.fallback = self.scored = 0
+
+    def update(self, output: ModelOutput, scored: torch.Tensor) -> None:
+        if output.fallback is not None:
+            self.fallback += int((output.fallback & scored).sum())
+            self.scored += int(scored.sum())
+
+    def add_to(self, metrics: dict) -> dict:
+        if self.scored:
+            metrics["fallback_share"] = self.fallback / self.scored
+        return metrics
 
 
 class ValueScorer:
@@ -59,16 +76,17 @@ class ValueScorer:
     def __init__(self, steps: int, channels: int | None = None, sync: bool = False, policy: str = "", sample=None):
         self.metric = RegressionMetrics(steps, num_channels=channels, sync_on_compute=sync)
         self.policy = f"{policy}; {self.metric.mape_policy}" if policy else self.metric.mape_policy
-        self.sample = sample
+        self.sample, self.fallback = sample, FallbackShare()
 
-    def update(self, batch: dict, prediction: torch.Tensor) -> None:
-        pred = to_original(batch, prediction)
+    def update(self, batch: dict, output: ModelOutput) -> None:
+        pred = to_original(batch, output.prediction)
         self.metric.update(pred, batch["y"], batch["target_mask"])
+        self.fallback.update(output, batch["target_mask"])
         if self.sample is not None:
             self.sample.keep(batch, pred, batch["y"])
 
     def compute(self) -> dict:
-        return self.metric.compute()
+        return self.fallback.add_to(self.metric.compute())
 
 
 class EventScorer:
@@ -80,8 +98,8 @@ class EventScorer:
         self.per_channel = ClassificationMetrics(threshold=decision, horizon=channels, sync_on_compute=sync)
         self.policy, self.sample = policy, sample
 
-    def update(self, batch: dict, prediction: torch.Tensor) -> None:
-        prob = torch.sigmoid(prediction.float())
+    def update(self, batch: dict, output: ModelOutput) -> None:
+        prob = torch.sigmoid(output.prediction.float())
         label, mask = batch["y_event"], batch["target_mask"]
         self.metric.update(prob, label, mask)
         self.per_channel.update(*(t.movedim(-1, 1) for t in (prob, label, mask)))  # channels on the "step" axis

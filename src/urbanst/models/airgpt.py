@@ -13,7 +13,7 @@ frozen) reads the sequence. A linear regression head maps each station's LM stat
 
 With ``anchor`` (default) the head predicts a correction to persistence (the last observed value),
 starting at zero, so training starts from the ``last`` baseline. ``graph = static | dynamic | both``
-chooses the graphs (presets ``airgpt_static`` and ``airgpt_dynamic`` are the ablations). The dynamic
+chooses the graphs (``airgpt_static`` and ``airgpt_dynamic`` are the ablations). The dynamic
 graph needs the exogenous series ``wind_speed`` (m/s) and a wind direction (degrees, blowing FROM).
 Loss: masked MAE in scaled units. The frozen backbone is referenced by path and never saved. Faithful
 explanations of its forecasts are in :mod:`urbanst.evaluation.explain`.
@@ -31,7 +31,8 @@ from urbanst.backbones import BackboneOptions, config_backbone
 from urbanst.contract import DataSpec, ModelOutput
 from urbanst.data.graphs import KM_PER_MS_HOUR
 from urbanst.errors import UrbanstError
-from urbanst.models.base import SpecConfig, STModel
+from urbanst.models.base import STModel
+from urbanst.models.config import SpecConfig
 from urbanst.nn.anchors import seasonal_naive
 from urbanst.parts.encoders.graph_fusion import GRAPHS, GraphFusionEncoder
 from urbanst.parts.encoders.stations import StationGraphs, step_features, step_width, weather_features, weather_width
@@ -66,7 +67,7 @@ class AirGPT(STModel):
     name = "airgpt"
     config_class = AirGPTConfig
     default_lr = 1e-3
-    preset: dict = {}
+    ablation: dict = {}  # the config values an ablation fixes
 
     def __init__(self, config: AirGPTConfig):
         super().__init__(config)
@@ -93,8 +94,8 @@ class AirGPT(STModel):
         self.graphs = StationGraphs(N)
 
     @classmethod
-    def make_config(cls, spec: DataSpec, **options):
-        return super().make_config(spec, **{**cls.preset, **options})
+    def make_config(cls, spec: DataSpec, preset: str | None = None, **options):
+        return super().make_config(spec, preset, **{**cls.ablation, **options})
 
     def init_from_data(self, spec: DataSpec) -> None:
         if spec.coords is None:
@@ -139,11 +140,11 @@ class AirGPTStatic(AirGPT):
     """AirGPT ablation: the static distance graph only (no wind graph, no gate)."""
 
     name = "airgpt_static"
-    preset = {"graph": "static"}
+    ablation = {"graph": "static"}
 
 
 class AirGPTDynamic(AirGPT):
     """AirGPT ablation: the dynamic wind graph only (no static graph, no gate)."""
 
     name = "airgpt_dynamic"
-    preset = {"graph": "dynamic"}
+    ablation = {"graph": "dynamic"}

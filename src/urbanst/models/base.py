@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
-import typing
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,6 +28,7 @@ from urbanst.contract import DataSpec, ModelOutput
 from urbanst.data.scalers import StandardScaler
 from urbanst.errors import UrbanstError
 from urbanst.io import atomic_dir, write_json_atomic
+from urbanst.models.config import check_field_types
 from urbanst.models.registry import model_class
 
 CONFIG_FILE = "config.json"
@@ -37,40 +37,18 @@ WEIGHTS_FILE = "model.safetensors"
 SCALER_FILE = "scaler.json"
 
 
-@dataclass
-class SpecConfig:
-    """The fields of a model config that come from the data (:class:`~urbanst.contract.DataSpec`); a preset's
-    config adds its own, each with a default."""
+PRESETS = ("cpu", "paper")
 
-    num_units: int
-    num_channels: int
-    history: int
-    horizon: int
-    steps_per_day: int | None = None
-    lags: list[str] = field(default_factory=list)  # the periodic lags of the batches, in order
 
-    def __post_init__(self) -> None:
-        """Every field of the type its annotation names (a ``Literal`` lists the choices); lists stay lists."""
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        check_field_types(type(self), values, f"{type(self).__name__}:")
-        for name, value in values.items():
-            if isinstance(value, tuple):
-                setattr(self, name, list(value))
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a model's training: masked pre-training (``pretrain``) or the task's own loss, its share of
+    the time budget, and what the model does before it (``start``: freeze parts, switch prompts on)."""
 
-    def described(self, spec: DataSpec) -> dict:
-        """This config's fields that describe ``spec``'s data, history excepted (a model reads the steps it was
-        built for), as ``spec`` gives them."""
-        return {f.name: list(v) if isinstance(v := getattr(spec, f.name), tuple) else v
-                for f in dataclasses.fields(self) if f.name != "history" and hasattr(spec, f.name)}
-
-    def fits(self, spec: DataSpec) -> bool:
-        """Whether the config already describes ``spec``'s data."""
-        return all(getattr(self, name) == value for name, value in self.described(spec).items())
-
-    def move_to(self, spec: DataSpec) -> None:
-        """Describe ``spec``'s data (a model moved to another dataset, zero-shot or to fine-tune)."""
-        for name, value in self.described(spec).items():
-            setattr(self, name, value)
+    name: str
+    pretrain: bool = False
+    share: float = 1.0
+    start: Callable[[], object] | None = None
 
 
 class STModel(nn.Module):
@@ -83,6 +61,8 @@ class STModel(nn.Module):
     tasks: ClassVar[tuple[str, ...]] = ("forecast",)  # the tasks it can serve; more than one: a config field ``task``
     reconstructs: ClassVar[bool] = False  # has ``reconstruct``: can be pre-trained and adapted at test time
     groups: ClassVar[dict[str, tuple[str, ...]]] = {}  # named parameter groups beyond one per part (train_only)
+    # config values of each preset: "paper" as the paper and its released code, "cpu" sized for CPU budgets
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config):
         super().__init__()
@@ -91,9 +71,9 @@ class STModel(nn.Module):
 
     # -- construction ------------------------------------------------------------------
     @classmethod
-    def build(cls, spec: DataSpec, **options: Any) -> STModel:
-        """A model for data shaped like ``spec``; ``options`` override config fields."""
-        config = cls.make_config(spec, **options)
+    def build(cls, spec: DataSpec, preset: str | None = None, **options: Any) -> STModel:
+        """A model for data shaped like ``spec`` at ``preset`` (default ``cpu``); ``options`` override config fields."""
+        config = cls.make_config(spec, preset, **options)
         if not options:
             model = cls(config)
         else:  # a value of the right type may still be out of range (a negative width, a dropout of 2)
@@ -125,20 +105,39 @@ class STModel(nn.Module):
         Nothing is learned and nothing saved changes."""
 
     @classmethod
-    def make_config(cls, spec: DataSpec, **options: Any):
+    def make_config(cls, spec: DataSpec, preset: str | None = None, **options: Any):
         known = {f.name for f in dataclasses.fields(cls.config_class)}
         base = {k: getattr(spec, k) for k in known if hasattr(spec, k)}
         unknown = sorted(set(options) - known)
         if unknown:
             raise UrbanstError(f"model {cls.name!r} has no option {unknown}; its options are {sorted(known)}")
         check_field_types(cls.config_class, options, f"model {cls.name!r} option")
-        return cls.config_class(**{**base, **options})
+        if preset not in (None, *PRESETS):
+            raise UrbanstError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+        chosen = cls.presets.get(preset or "cpu", {})
+        if cls.presets:
+            base["preset"] = preset or "cpu"
+        return cls.config_class(**{**base, **chosen, **options})
 
     # -- what it can do ---------------------------------------------------------------------
     @property
     def task(self) -> str:
         """The task its head serves: a model of several tasks holds the one it was built for in ``config.task``."""
         return self.config.task if len(self.tasks) > 1 else self.tasks[0]
+
+    @property
+    def preset(self) -> str | None:
+        """The preset its config was built from (None for a model without presets: the baselines)."""
+        return self.config.preset if self.presets else None
+
+    @property
+    def correction_of(self) -> str | None:
+        """The baseline whose forecast this model corrects (a learned correction added to it), or None."""
+        return None
+
+    def stages(self) -> list[Stage]:
+        """How it trains, in order; one stage of the task's loss unless the paper says otherwise."""
+        return [Stage("train")]
 
     def reconstruct(self, batch: dict, span: str = "inputs") -> ModelOutput:
         """Masked reconstruction (models with ``reconstructs``): hide a share of what the batch shows, rebuild it,
@@ -265,60 +264,6 @@ def _construct(model_cls: type[STModel], config, source: str) -> STModel:
         raise UrbanstError(
             f"cannot build model {model_cls.name!r} from {source}: {type(err).__name__}: {detail}"[:500]
         ) from None
-
-
-def check_field_types(config_class: type, values: dict, where: str) -> None:
-    """Refuse config values whose type does not match the config dataclass annotation (e.g. ``embed_dim='abc'``)."""
-    try:
-        hints = typing.get_type_hints(config_class)
-    except (NameError, TypeError):  # an annotation that cannot be resolved: nothing to check against
-        return
-    for key, value in values.items():
-        hint = hints.get(key)
-        if hint is not None and not _fits(value, hint):
-            shown = repr(value) if len(repr(value)) < 60 else repr(value)[:57] + "..."
-            raise UrbanstError(f"{where} {key}={shown} is not {_type_text(hint)}")
-
-
-def _fits(value, hint) -> bool:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is typing.Any:
-        return True
-    if origin is typing.Literal:
-        return value in args
-    if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, a) for a in args)
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if origin in (list, tuple) or hint in (list, tuple):  # JSON and YAML give lists for tuples
-        if not isinstance(value, (list, tuple)):
-            return False
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args))
-        return not args or all(_fits(v, args[0]) for v in value)
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            return False
-        return len(args) != 2 or all(_fits(k, args[0]) and _fits(v, args[1]) for k, v in value.items())
-    return True  # an annotation this check does not know: not checked
-
-
-def _type_text(hint) -> str:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is typing.Literal:
-        return "one of " + ", ".join(map(repr, args))
-    if origin is list and args and typing.get_origin(args[0]) is typing.Literal:
-        return "a list of values among " + ", ".join(map(repr, typing.get_args(args[0])))
-    name = getattr(hint, "__name__", None) if typing.get_origin(hint) is None and hasattr(hint, "__name__") else str(hint)
-    return f"of type {name}"
 
 
 def read_model_meta(directory: str | Path) -> dict:

@@ -42,7 +42,8 @@ from urbanst.backbones import BackboneOptions, config_backbone
 from urbanst.backbones.loading import DEFAULT_NAME
 from urbanst.contract import ModelOutput
 from urbanst.errors import UrbanstError
-from urbanst.models.base import SpecConfig, STModel
+from urbanst.models.base import STModel
+from urbanst.models.config import SpecConfig
 from urbanst.nn.fill import linear_fill
 from urbanst.parts.heads import start_at_zero
 

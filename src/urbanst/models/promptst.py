@@ -33,7 +33,8 @@ from torch import nn
 
 from urbanst.contract import ModelOutput
 from urbanst.errors import UrbanstError, require
-from urbanst.models.base import SpecConfig, STModel
+from urbanst.models.base import STModel
+from urbanst.models.config import SpecConfig
 from urbanst.nn.attention import SpaceTimeTransformer
 from urbanst.parts.encoders.patches_series import SeriesPatchTokens
 from urbanst.parts.prompts.prefix import AttributePrompts, stacked_prefixes

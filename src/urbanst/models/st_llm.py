@@ -27,7 +27,8 @@ from torch import nn
 
 from urbanst.backbones import BackboneOptions, config_backbone
 from urbanst.contract import ModelOutput
-from urbanst.models.base import SpecConfig, STModel
+from urbanst.models.base import STModel
+from urbanst.models.config import SpecConfig
 from urbanst.nn.anchors import seasonal_anchor
 from urbanst.parts.encoders.unit_tokens import UnitTokens, input_series
 from urbanst.parts.heads import LinearHead

@@ -15,7 +15,8 @@ from einops import rearrange
 from torch import nn
 
 from urbanst.contract import ModelOutput
-from urbanst.models.base import SpecConfig, STModel
+from urbanst.models.base import STModel
+from urbanst.models.config import SpecConfig
 from urbanst.nn.embeddings import TimeEmbedding, UnitEmbedding
 
 

@@ -31,7 +31,8 @@ from torch import nn
 
 from urbanst.contract import DataSpec, ModelOutput
 from urbanst.errors import UrbanstError, require
-from urbanst.models.base import SpecConfig, STModel
+from urbanst.models.base import STModel
+from urbanst.models.config import SpecConfig
 from urbanst.nn.anchors import seasonal_anchor
 from urbanst.nn.attention import Transformer, xavier_init
 from urbanst.parts.encoders.patches import PatchTokens, fold_channels, spread, unfold_channels, unpatch

@@ -41,7 +41,8 @@ from torch import nn
 
 from urbanst.backbones import BackboneOptions, config_backbone
 from urbanst.contract import DataSpec, ModelOutput
-from urbanst.models.base import SpecConfig, STModel
+from urbanst.models.base import STModel
+from urbanst.models.config import SpecConfig
 from urbanst.nn.anchors import seasonal_anchor
 from urbanst.parts.encoders.gated_tcn import GatedTemporalEncoder
 from urbanst.parts.heads import TwoBranchHead

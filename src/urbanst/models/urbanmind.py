@@ -41,7 +41,8 @@ from urbanst.backbones import BackboneOptions, config_backbone
 from urbanst.contract import DataSpec, ModelOutput
 from urbanst.data.channel_masks import CHANNEL_STRATEGIES, channel_mask
 from urbanst.errors import require
-from urbanst.models.base import SpecConfig, STModel
+from urbanst.models.base import STModel
+from urbanst.models.config import SpecConfig
 from urbanst.nn.anchors import seasonal_anchor
 from urbanst.nn.losses import masked_mae
 from urbanst.parts.encoders.unit_tokens import SourceTokens, input_series

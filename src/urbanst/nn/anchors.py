@@ -17,6 +17,11 @@ def seasonal_naive(batch: dict, index: int | None, horizon: int | None = None) -
     return torch.where(batch["periodic_mask"][:, index], batch["periodic"][:, index], fallback)
 
 
+def lag_missing(batch: dict, index: int) -> torch.Tensor:
+    """``[B, P, N, C]`` bool: where periodic lag ``index`` is missing, so seasonal naive gives the last value."""
+    return ~batch["periodic_mask"][:, index]
+
+
 def seasonal_anchor(batch: dict, lags: list[str], horizon: int) -> torch.Tensor:
     """Seasonal naive's forecast (scaled) at the longest available lag (1w, else 1d, else the last value):
     the anchor a model may predict a correction to."""

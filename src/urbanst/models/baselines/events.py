@@ -18,7 +18,8 @@ from einops import rearrange
 from urbanst.progress import bar
 
 from urbanst.contract import ModelOutput
-from urbanst.models.base import SpecConfig, STModel
+from urbanst.models.base import STModel
+from urbanst.models.config import SpecConfig
 from urbanst.models.baselines.ridge import Ridge, RidgeConfig
 
 EPS = 1e-4  # probabilities are kept in [EPS, 1 - EPS] so every logit is finite

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 
 from urbanst.contract import ModelOutput
-from urbanst.models.base import SpecConfig, STModel
+from urbanst.models.base import STModel
+from urbanst.models.config import SpecConfig
 from urbanst.nn.embeddings import time_slot
 
 

@@ -18,7 +18,8 @@ import torch
 from urbanst.data.graphs import great_circle_km
 from urbanst.errors import UrbanstError
 from urbanst.contract import DataSpec, ModelOutput
-from urbanst.models.base import SpecConfig, STModel
+from urbanst.models.base import STModel
+from urbanst.models.config import SpecConfig
 from urbanst.nn.fill import at_steps, linear_fill, neighbour_steps
 
 

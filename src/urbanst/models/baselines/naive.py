@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import torch
 
 from urbanst.contract import ModelOutput, last_observed
-from urbanst.nn.anchors import seasonal_naive
+from urbanst.nn.anchors import lag_missing, seasonal_naive
 from urbanst.models.base import STModel
 from urbanst.errors import UrbanstError
 
@@ -61,7 +61,7 @@ class _Seasonal(STModel):
         self.index = config.lags.index(self.lag)
 
     def forward(self, batch: dict) -> ModelOutput:
-        return ModelOutput(seasonal_naive(batch, self.index))
+        return ModelOutput(seasonal_naive(batch, self.index), fallback=lag_missing(batch, self.index))
 
 
 class SeasonalDay(_Seasonal):
