@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from urbanst.engine.experiment import prepare_saved
+from urbanst.engine.runs import prepare_saved
 from urbanst.evaluation.occlusion import attribute, factors, predict, removed
 
 

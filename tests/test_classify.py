@@ -14,7 +14,8 @@ from urbanst.data.container import STData
 from urbanst.data.splits import SplitRule
 from urbanst.data.synthetic import make_city
 from urbanst.engine.benchmark import BenchmarkConfig, run_benchmark
-from urbanst.engine.experiment import ExperimentConfig, build_model, prepare
+from urbanst.engine.experiment import ExperimentConfig, prepare
+from urbanst.engine.runs import build_model
 from urbanst.errors import UrbanstError
 from urbanst.evaluation.tables import results_table
 from urbanst.models.registry import model_class

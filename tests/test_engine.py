@@ -30,7 +30,8 @@ from urbanst.data.registry import load_dataset
 from urbanst.data.scalers import StandardScaler
 from urbanst.data.splits import SplitRule
 from urbanst.data.synthetic import make_city
-from urbanst.engine.experiment import ExperimentConfig, prepare, run_model
+from urbanst.engine.experiment import ExperimentConfig, prepare
+from urbanst.engine.runs import run_model
 from urbanst.engine.train import TrainConfig
 from urbanst.models.base import STModel
 from urbanst.models.registry import model_class, model_names

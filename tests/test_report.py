@@ -8,7 +8,7 @@ import pytest
 
 from urbanst.cli import main
 from urbanst.data.registry import builtin_datasets
-from urbanst.engine.experiment import check_task
+from urbanst.engine.runs import check_task
 from urbanst.engine.report import run_report
 from urbanst.engine.suites import (CLASSIFY_BASELINES, FORECAST_BASELINES, FULL, IMPUTE_BASELINES, QUICK, SUITES,
                                    Entry)

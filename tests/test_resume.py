@@ -97,7 +97,8 @@ def test_kill_after_a_mid_epoch_checkpoint_resumes_exactly(tmp_path, monkeypatch
     save (last.ckpt then holds the previous epoch end) must resume to the uninterrupted weights."""
     from urbanst.data.splits import SplitRule
     from urbanst.engine import train as engine_train
-    from urbanst.engine.experiment import ExperimentConfig, build_model, prepare
+    from urbanst.engine.experiment import ExperimentConfig, prepare
+    from urbanst.engine.runs import build_model
 
     prepared = prepare(ExperimentConfig(dataset="synthetic_grid", history=12, horizon=3, split=SplitRule(0.4, 0.1),
                                         data_dir=str(tmp_path)))

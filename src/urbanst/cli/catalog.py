@@ -23,7 +23,7 @@ def model_info(args) -> int:
     from urbanst.cli.configs import settings
     from urbanst.data.registry import load_dataset
     from urbanst.data.splits import SplitRule
-    from urbanst.engine.experiment import backbone_options, check_task
+    from urbanst.engine.runs import backbone_options, check_task
     from urbanst.models.registry import model_class
     from urbanst.tasks import make_task
 

@@ -8,7 +8,8 @@ import json
 from urbanst.cli.configs import config, settings
 from urbanst.cli.show import print_records
 from urbanst.engine.benchmark import BenchmarkConfig, run_benchmark
-from urbanst.engine.experiment import ExperimentConfig, backbone_options, prepare, prepare_saved, run_model, score, trained_on
+from urbanst.engine.experiment import ExperimentConfig, prepare, trained_on
+from urbanst.engine.runs import backbone_options, prepare_saved, run_model, score
 from urbanst.engine.train import TrainConfig
 from urbanst.errors import UrbanstError
 from urbanst.io import write_json_atomic

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from urbanst.engine.experiment import BACKBONE_FIELDS
+from urbanst.engine.runs import BACKBONE_FIELDS
 from urbanst.errors import UrbanstError
 
 RENAMED = {"source": "sources", "lm_layers": "backbone_layers", "freeze": "backbone_policy"}

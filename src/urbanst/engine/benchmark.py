@@ -6,7 +6,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from urbanst.engine.adapt import check_adaptable
-from urbanst.engine.experiment import ExperimentConfig, backbone_options, check_task, prepare, run_model, trained_on
+from urbanst.engine.experiment import ExperimentConfig, prepare, trained_on
+from urbanst.engine.runs import backbone_options, check_task, run_model
 from urbanst.engine.train import TrainConfig
 from urbanst.evaluation.plots import plot_error_per_step, plot_events, plot_forecasts
 from urbanst.evaluation.tables import channel_table, protocol_line, results_table

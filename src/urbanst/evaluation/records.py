@@ -33,6 +33,10 @@ class ResultRecord:
     notes: str = ""
     tta_steps: int = 0  # test-time adaptation steps before scoring (0: none)
     tta_windows: dict = field(default_factory=dict)  # what it read: split, windows, batch size, lr (empty: none)
+    preset: str | None = None  # "cpu" or "paper" (None: a model without presets, e.g. a baseline)
+    backbone: dict = field(default_factory=dict)  # the language model: backbone, backbone_layers, backbone_policy
+    correction_of: str | None = None  # the baseline whose forecast the model corrects, if it does
+    stages: list = field(default_factory=list)  # name, seconds, epochs, best validation score of each stage
 
     def to_dict(self) -> dict:
         return asdict(self)
