@@ -19,6 +19,7 @@ from urbanst.data.splits import SplitRule
 from urbanst.data.synthetic import make_city
 from urbanst.engine.benchmark import BenchmarkConfig, run_benchmark
 from urbanst.errors import UrbanstError
+from urbanst.evaluation.tables import row_label
 from urbanst.models.base import STModel
 from urbanst.models.registry import model_class
 from urbanst.models.baselines.ha import HistoricalAverage
@@ -406,3 +407,19 @@ def test_ridge_beats_last_value_on_five_weeks_of_nyc_bike(data_root):
     assert metrics["ridge"]["mae"] < 0.6 * metrics["last"]["mae"], metrics
     assert metrics["ridge"]["rmse"] < metrics["last"]["rmse"], metrics
 
+
+
+def test_seasonal_naive_says_how_often_its_lag_was_missing():
+    # five days of hourly data: one week back is before the series start for every window, one day back for none
+    # of the scored ones
+    values = np.arange(5 * 24, dtype=np.float64)[:, None, None] % 24 + 1.0
+    data = series(values)
+    task = ForecastTask(history=24, horizon=3)
+    shares = {}
+    for name in ("seasonal_day", "seasonal_week", "last"):
+        model, windows = fitted(name, task, data)
+        shares[name] = task.evaluate(model, windows["test"], progress=False).metrics.get("fallback_share")
+    assert shares == {"seasonal_day": 0.0, "seasonal_week": 1.0, "last": None}
+    record = {"model": "seasonal_week", "family": "baseline", "metrics": {"mae": 1.0, "fallback_share": 1.0}}
+    assert row_label(record) == "seasonal_week (b) (lag missing: last value for 100%)"
+    assert row_label({**record, "metrics": {"mae": 1.0, "fallback_share": 0.0}}) == "seasonal_week (b)"

@@ -23,7 +23,7 @@ def model_info(args) -> int:
     from urbanst.cli.configs import settings
     from urbanst.data.registry import load_dataset
     from urbanst.data.splits import SplitRule
-    from urbanst.engine.runs import backbone_options, check_task
+    from urbanst.engine.runs import backbone_options, check_task, resolve_preset
     from urbanst.models.registry import model_class
     from urbanst.tasks import make_task
 
@@ -32,7 +32,8 @@ def model_info(args) -> int:
     check_task(cls, task_name)
     task = make_task(task_name, args.history, args.horizon, SplitRule())
     spec = task.data_spec(load_dataset(args.dataset, args.data_dir))
-    model = cls.build(spec, **{**backbone_options(cls, settings(args)["backbone_settings"]), **dict(args.option)})
+    model = cls.build(spec, resolve_preset(args.preset), **{**backbone_options(cls, settings(args)["backbone_settings"]),
+                                                             **dict(args.option)})
     print(f"{cls.name} ({cls.family}): {first_line(cls.__doc__)}")
     print(f"built for {args.dataset} ({spec.num_units} units, {spec.num_channels} channels), task {task_name}, "
           f"history {task.history}, horizon {task.horizon}")

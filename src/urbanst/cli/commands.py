@@ -9,7 +9,7 @@ from urbanst.cli.configs import config, settings
 from urbanst.cli.show import print_records
 from urbanst.engine.benchmark import BenchmarkConfig, run_benchmark
 from urbanst.engine.experiment import ExperimentConfig, prepare, trained_on
-from urbanst.engine.runs import backbone_options, prepare_saved, run_model, score
+from urbanst.engine.runs import backbone_options, prepare_saved, resolve_preset, run_model, score
 from urbanst.engine.train import TrainConfig
 from urbanst.errors import UrbanstError
 from urbanst.io import write_json_atomic
@@ -49,7 +49,8 @@ def fit(args) -> int:
 
     options = {**backbone_options(model_class(args.model), settings(args)["backbone_settings"]), **dict(args.option)}
     prepared = prepare(config(ExperimentConfig, args))
-    model, record, _, _ = run_model(args.model, prepared, config(TrainConfig, args), init=args.init, **options)
+    model, record, _, _ = run_model(args.model, prepared, config(TrainConfig, args), init=args.init,
+                                    preset=args.preset, **options)
     if record is None:  # a non-zero rank of a distributed run
         return 0
     model.save_pretrained(args.output / "model", extra={"trained_on": trained_on(prepared)})
@@ -65,7 +66,7 @@ def pretrain(args) -> int:
 
     task = make_task(args.task, args.history, args.horizon, args.split, **settings(args)["task_options"])
     model, result = pretrain_model(args.model, args.datasets, task, config(TrainConfig, args), args.data_dir,
-                                   **dict(args.option))
+                                   preset=resolve_preset(args.preset, args.accelerator), **dict(args.option))
     if not result.is_global_zero:
         return 0
     model.save_pretrained(args.output / "model", extra={"pretrained_on": args.datasets})

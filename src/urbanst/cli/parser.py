@@ -106,8 +106,9 @@ def _add_shots(p: Parser) -> None:
 
 def _add_backbone(p: Parser) -> None:
     p.add_argument("--backbone", help="language model of the LM models (st_llm, urbangpt...): a local Hugging Face "
-                   "checkpoint folder (GPT-2, LLaMA, BERT family) or 'minilm' (default: the model's own); "
-                   "models without a language model ignore it")
+                   "checkpoint folder (GPT-2, LLaMA, BERT family), 'minilm' (the embedded one), 'random' (the same "
+                   "architecture, randomly initialised) or 'none' (no language-model block) (default: the model's "
+                   "own); models without a language model ignore it")
     p.add_argument("--lm-layers", type=positive(int), help="keep the first K transformer layers of the language model")
     p.add_argument("--freeze", help="freezing policy of the language model: frozen, ln_only, pfa:U, lora:R or full "
                    "(default: the model's own)")
@@ -133,6 +134,12 @@ def _add_training(p: Parser) -> None:
     p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp, fsdp (default auto)")
     p.add_argument("--config", help="YAML file with any of these settings (keys: the flag names with _ for -); "
                    "flags given here win")
+
+
+def _add_preset(p: Parser) -> None:
+    p.add_argument("--preset", choices=["auto", "cpu", "paper"], default="auto",
+                   help="paper: each model as its paper and released code configure it; cpu: sized for a CPU budget "
+                   "(smaller, anchored on seasonal naive where said); auto: paper with --accelerator gpu, else cpu")
 
 
 def _add_options(p: Parser) -> None:
@@ -163,6 +170,10 @@ def build_parser() -> Parser:
     _add_shots(bench)
     _add_training(bench)
     _add_backbone(bench)
+    bench.add_argument("--ablate-lm", action="store_true",
+                       help="run every model that has a language model three times: with its own, a randomly "
+                       "initialised one of the same architecture (--backbone random), and none (--backbone none)")
+    _add_preset(bench)
     _add_tta(bench)
     _add_data_dir(bench)
 
@@ -185,6 +196,7 @@ def build_parser() -> Parser:
     _add_shots(fit)
     _add_training(fit)
     _add_backbone(fit)
+    _add_preset(fit)
     _add_tta(fit)
     _add_data_dir(fit)
 
@@ -196,6 +208,7 @@ def build_parser() -> Parser:
     pre.add_argument("--resume", help="a Lightning checkpoint of this run to continue from")
     _add_protocol(pre)
     _add_training(pre)
+    _add_preset(pre)
     _add_data_dir(pre)
 
     ev = sub.add_parser("evaluate", help="score a saved model on a dataset's split")
@@ -243,6 +256,7 @@ def build_parser() -> Parser:
     info.add_argument("--horizon", type=positive(int), default=12)
     _add_options(info)
     _add_backbone(info)
+    _add_preset(info)
     _add_data_dir(info)
 
     data = sub.add_parser("data", help="list, inspect, import and download datasets")

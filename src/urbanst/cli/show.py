@@ -4,14 +4,15 @@ from __future__ import annotations
 
 
 def print_records(records: list[dict]) -> None:
-    """The protocol, the results table and, for data with several channels, the headline metric per channel."""
-    from urbanst.evaluation.tables import channel_table, protocol_line, results_table
+    """The protocol, the results table, for data with several channels the headline metric per channel, and the
+    language-model ablation when one ran."""
+    from urbanst.evaluation.tables import ablation_table, channel_table, protocol_line, results_table
 
     print(protocol_line(records[0]))
     print(results_table(records))
-    per_channel = channel_table(records)
-    if per_channel:
-        print("\n" + per_channel)
+    for extra in (channel_table(records), ablation_table(records)):
+        if extra:
+            print("\n" + extra)
 
 
 def print_rows(header: list[str], rows: list[list[str]]) -> None:

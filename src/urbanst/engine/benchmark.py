@@ -9,8 +9,8 @@ from urbanst.engine.adapt import check_adaptable
 from urbanst.engine.experiment import ExperimentConfig, prepare, trained_on
 from urbanst.engine.runs import backbone_options, check_task, run_model
 from urbanst.engine.train import TrainConfig
-from urbanst.evaluation.plots import plot_error_per_step, plot_events, plot_forecasts
-from urbanst.evaluation.tables import channel_table, protocol_line, results_table
+from urbanst.evaluation.plots import plot_ablation, plot_error_per_step, plot_events, plot_forecasts
+from urbanst.evaluation.tables import ablation_table, channel_table, protocol_line, results_table
 from urbanst.errors import UrbanstError
 from urbanst.io import write_json_atomic, write_text_atomic
 from urbanst.models.registry import model_class
@@ -28,6 +28,8 @@ class BenchmarkConfig(ExperimentConfig):
     progress: bool = True
     # backbone / backbone_layers / backbone_policy for the models with a language-model backbone; others ignore them
     backbone_settings: dict = field(default_factory=dict)
+    preset: str = "auto"  # cpu, paper, or auto: paper on an accelerator, cpu on a CPU
+    ablate_lm: bool = False  # run each model with a language model also with a random one and with none
 
 
 def expand_models(names: list[str]) -> list[str]:
@@ -56,27 +58,43 @@ def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
     target_own = prepare(replace(cfg, shots="full", few_ratio=None, sources=[])) if cfg.shots != "full" else transfer
     target_own = replace(target_own, config=replace(target_own.config, tta_steps=0))
     records, samples = [], {}
-    for name in models:
+    for name, form in runs(models, cfg):
         prepared = target_own if model_class(name).family == "baseline" else transfer
-        output = None if cfg.output is None else Path(cfg.output) / "runs" / name
+        run = name if form is None else f"{name}-{form}-lm"
+        output = None if cfg.output is None else Path(cfg.output) / "runs" / run
         train_cfg = replace(cfg.training, batch_size=cfg.batch_size, output=output, progress=cfg.progress)
-        options = backbone_options(model_class(name), cfg.backbone_settings)
-        model, record, evaluation, _ = run_model(name, prepared, train_cfg, progress=cfg.progress, **options)
+        options = backbone_options(model_class(name), {**cfg.backbone_settings, **({"backbone": form} if form else {})})
+        model, record, evaluation, _ = run_model(name, prepared, train_cfg, progress=cfg.progress, preset=cfg.preset,
+                                                 **options)
         if record is None:  # a non-zero rank of a distributed run
             return []
         if train_cfg.output is not None and model.trains_by_gradient:  # reusable by evaluate, predict, explain
             model.save_pretrained(train_cfg.output / "model", extra={"trained_on": trained_on(prepared)})
         records.append(record)
-        samples[name] = evaluation.sample
+        samples[run] = evaluation.sample
     if cfg.output is not None:
         write_outputs(records, samples, target_own.data, Path(cfg.output))
     return records
+
+
+def runs(models: list[str], cfg: BenchmarkConfig) -> list[tuple[str, str | None]]:
+    """(model, language-model form) of every run: with ``ablate_lm`` each model that has a language model runs
+    with its own, a randomly initialised one and none."""
+    if not cfg.ablate_lm:
+        return [(name, None) for name in models]
+    with_lm = [name for name in models if backbone_options(model_class(name), {"backbone": "none"})]
+    if not with_lm:
+        raise UrbanstError(f"--ablate-lm needs a model with a language model among {', '.join(models)}")
+    return [(name, form) for name in models for form in ((None, "random", "none") if name in with_lm else (None,))]
 
 
 def write_outputs(records: list[dict], samples: dict, data, output: Path) -> None:
     output.mkdir(parents=True, exist_ok=True)
     write_json_atomic(output / "results.json", records)
     events = "macro_f1" in records[0]["metrics"]
+    ablation = bool(ablation_table(records))
+    if ablation:
+        plot_ablation(records, output / "lm_ablation.png", metric="macro_f1" if events else "mae")
     plot_error_per_step(records, output / "error_per_step.png", metric="macro_f1" if events else "mae")
     if events:
         plot_events(samples, data.name, data.attributes, output / "forecasts.png", data.timestamps)
@@ -93,6 +111,7 @@ def write_outputs(records: list[dict], samples: dict, data, output: Path) -> Non
         "",
         channel_table(records),
         "",
+        *([ablation_table(records), "", "![language-model ablation](lm_ablation.png)", ""] if ablation else []),
         "![error per horizon step](error_per_step.png)" if not events else "![macro-F1 per horizon step](error_per_step.png)",
         "",
         "![forecasts against truth](forecasts.png)" if not events else "![event probabilities against observed events](forecasts.png)",

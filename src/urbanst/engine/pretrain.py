@@ -15,7 +15,7 @@ from urbanst.tasks.pretrain import PretrainTask
 
 
 def pretrain(model_name: str, datasets: list[str | STData], task, train_cfg: TrainConfig,
-             data_dir: str | None = None, **options) -> tuple[STModel, TrainResult]:
+             data_dir: str | None = None, preset: str | None = None, **options) -> tuple[STModel, TrainResult]:
     """Pre-train ``model_name`` by masked reconstruction (:class:`~urbanst.tasks.pretrain.PretrainTask` over
     ``task``'s windows) on the training windows of every dataset (each scaled by its own training split);
     validation is the same loss on their validation windows. Batches never mix datasets; the first dataset
@@ -28,7 +28,7 @@ def pretrain(model_name: str, datasets: list[str | STData], task, train_cfg: Tra
     loaded = [load_dataset(item, data_dir) if isinstance(item, str) else item for item in datasets]
     specs = [task.data_spec(data) for data in loaded]
     L.seed_everything(train_cfg.seed, verbose=False)
-    model = cls.build_for_pretraining(specs, **options)
+    model = cls.build_for_pretraining(specs, preset=preset, **options)
     train_parts, val_parts = [], []
     for data, spec in zip(loaded, specs):
         windows = task.windows(data, task.fit_scaler(data), splits=("train", "val"))

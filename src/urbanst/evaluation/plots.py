@@ -99,6 +99,32 @@ def plot_transfer(records: list[dict], path: Path, metric: str = "mae") -> Path:
     return _save(fig, path)
 
 
+def plot_ablation(records: list[dict], path: Path, metric: str = "mae") -> Path:
+    """Per language-model preset, one bar each for its pretrained, random and absent LM, beside dashed lines at
+    the best baseline and at stid."""
+    from urbanst.evaluation.tables import LM_FORMS, lm_form
+
+    forms = ("pretrained", *LM_FORMS)
+    names = list(dict.fromkeys(r["model"] for r in records if lm_form(r) in LM_FORMS))
+    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(names) + 2), 4))
+    width = 0.8 / len(forms)
+    for k, form in enumerate(forms):
+        values = [next((r["metrics"].get(metric, np.nan) for r in records if r["model"] == name and lm_form(r) == form),
+                       np.nan) for name in names]
+        ax.bar(np.arange(len(names)) + (k - 1) * width, values, width, label=f"{form} LM" if form != "none" else "no LM")
+    baselines = [r for r in records if r["family"] == "baseline" and r["metrics"].get(metric) is not None]
+    references = [min(baselines, key=lambda r: r["metrics"][metric])] if baselines else []
+    references += [r for r in records if r["model"] == "stid"]
+    for r, style in zip(references, ("--", ":")):
+        ax.axhline(r["metrics"][metric], color="black", ls=style, lw=1, label=f"{r['model']} (reference)")
+    ax.set_xticks(np.arange(len(names)), names)
+    ax.set_ylabel(f"test {metric.upper()} (original units)")
+    ax.set_title(f"{records[0]['dataset']}: does the pretrained language model help?", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def plot_training_curves(curves: dict[str, "pandas.DataFrame"], path: Path) -> Path:  # noqa: F821
     """Training loss and validation score per epoch, one line per run (read from Lightning's metrics.csv)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))

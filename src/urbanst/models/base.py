@@ -85,12 +85,12 @@ class STModel(nn.Module):
         """Set data-derived buffers (e.g. spatial priors from ``spec.adjacency``); they are saved with the weights."""
 
     @classmethod
-    def build_for_pretraining(cls, specs: list[DataSpec], **options: Any) -> STModel:
+    def build_for_pretraining(cls, specs: list[DataSpec], preset: str | None = None, **options: Any) -> STModel:
         """One model for masked pre-training over datasets shaped like ``specs`` (the first is its home)."""
         channels = sorted({spec.num_channels for spec in specs})
         if len(channels) > 1:
             raise UrbanstError(f"{cls.name!r} needs the same number of channels in every dataset; got {channels}")
-        return cls.build(specs[0], **options)
+        return cls.build(specs[0], preset, **options)
 
     def pretraining_windows(self, windows, spec: DataSpec):
         """The window set of one pre-training dataset as this model wants to read it (e.g. with its geometry)."""
