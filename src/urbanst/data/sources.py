@@ -1,8 +1,9 @@
 """Several datasets over the same units as one multi-source dataset (``load_dataset("nyc_bike+nyc_taxi")``).
 
-The sources must share their units and their time step; the joined data cover the steps they
-all cover, and each channel is named after its source (``"nyc_bike inflow"``), so a model that
-describes its sources in words (urbanmind) tells them apart. Spatial metadata (grid, coordinates,
+The sources must share their units and their time step; the joined data cover the span they all
+cover, on one regular time axis: a step one source lacks (a gap in its file) is unobserved in its
+channels, never shifted onto another step. Each channel is named after its source (``"nyc_bike
+inflow"``), so a model that describes its sources in words (urbanmind) tells them apart. Spatial metadata (grid, coordinates,
 adjacency) come from the first source; exogenous series are left out.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 
 from urbanst.data.container import STData
 from urbanst.errors import UrbanstError
@@ -32,13 +34,18 @@ def join_sources(sources: list[STData], name: str | None = None) -> STData:
     end = min(s.timestamps[-1] for s in sources)
     if start >= end:
         raise UrbanstError(f"cannot join {', '.join(s.name for s in sources)}: their time spans do not overlap")
-    spans = [(s.timestamps.get_loc(start), s.timestamps.get_loc(end) + 1) for s in sources]
+    axis = pd.date_range(start, end, freq=first.step)
+    rows = [s.timestamps.get_indexer(axis) for s in sources]
+    for s, row in zip(sources, rows):
+        if (row < 0).all():
+            raise UrbanstError(f"cannot join {first.name!r} and {s.name!r}: their time steps never coincide "
+                               f"(steps of {first.step} starting at different offsets)")
     return replace(
         first,
         name=name or SEPARATOR.join(s.name for s in sources),
-        values=np.concatenate([s.values[a:b] for s, (a, b) in zip(sources, spans)], axis=-1),
-        observed_mask=np.concatenate([s.observed_mask[a:b] for s, (a, b) in zip(sources, spans)], axis=-1),
-        timestamps=first.timestamps[spans[0][0] : spans[0][1]],
+        values=np.concatenate([on_axis(s.values, row, np.nan) for s, row in zip(sources, rows)], axis=-1),
+        observed_mask=np.concatenate([on_axis(s.observed_mask, row, False) for s, row in zip(sources, rows)], axis=-1),
+        timestamps=axis,
         attributes=[f"{s.name} {a}" for s in sources for a in s.attributes],
         units=[u for s in sources for u in s.units],
         city=" / ".join(dict.fromkeys(s.city for s in sources)),
@@ -48,3 +55,9 @@ def join_sources(sources: list[STData], name: str | None = None) -> STData:
         protocol={},
         notes="joined sources: " + ", ".join(s.name for s in sources),
     )
+
+
+def on_axis(array: np.ndarray, rows: np.ndarray, missing) -> np.ndarray:
+    """``array`` at ``rows`` (one per step of the joined axis), ``missing`` where a row is -1 (the step is absent)."""
+    taken = array[np.clip(rows, 0, None)]
+    return np.where((rows >= 0).reshape(-1, *([1] * (array.ndim - 1))), taken, missing)
