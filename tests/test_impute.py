@@ -292,3 +292,12 @@ def test_baselines_save_and_load(tmp_path):
     again = STModel.from_pretrained(tmp_path / "idw")
     batch = window_batch([[NAN, 2], [1, NAN], [4, 5]])
     assert torch.equal(model(batch).prediction, again(batch).prediction)
+
+
+def test_a_window_longer_than_the_series_names_the_longest_that_fits():
+    city = make_city("region", num_units=5, weeks=1, seed=0)
+    data = STData("short", city.values[:11], city.observed_mask[:11], city.timestamps[:11], city.attributes, city.units,
+                  city.city)
+    with pytest.raises(UrbanstError, match="use --history 11 or shorter") as err:
+        ImputeTask().windows(data, ImputeTask().fit_scaler(data))
+    assert "\n" not in str(err.value)

@@ -181,9 +181,10 @@ class ImputeTask(Task):
                 rows = rows[counts > 0]
                 windows = ImputeWindows(series, visible, rows[:, 0], L, scored=scored, score_range=rows[:, 1:])
             if len(windows) == 0:
+                longest = self._longest_run(plan.steps[split])
                 raise UrbanstError(
-                    f"dataset {data.name!r}: the {split} split holds no imputation window of {L} steps "
-                    f"({plan.text}); shorten --history or change --split"
+                    f"dataset {data.name!r}: the {split} split holds no imputation window of {L} steps: its longest "
+                    f"stretch has {longest}; use --history {longest} or shorter, or change --split ({plan.text})"
                 )
             windows.protocol_text = (
                 f"imputation: {plan.text}; windows of {L} steps, stride 1 for training and {L} (non-overlapping) "
