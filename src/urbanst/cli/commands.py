@@ -17,7 +17,8 @@ from urbanst.io import write_json_atomic
 
 def demo(args) -> int:
     print("urbanst demo: baselines and STID on the synthetic city (synthetic_grid), 12 steps in, 12 out")
-    return _benchmark(BenchmarkConfig(dataset="synthetic_grid", models=["ha", "last", "seasonal", "ridge", "stid"],
+    models = ["ha", "last", "seasonal", "ridge", "ridge_periodic", "stid"]
+    return _benchmark(BenchmarkConfig(dataset="synthetic_grid", models=models,
                                       training=TrainConfig(time_budget=60), output=args.output))
 
 

@@ -162,8 +162,8 @@ def build_parser() -> Parser:
 
     bench = sub.add_parser("benchmark", help="train and score models next to the baselines; print a table")
     bench.add_argument("--dataset", required=True)
-    bench.add_argument("--models", type=names, default=["ha", "last", "seasonal", "ridge"],
-                       help="comma-separated model names (default ha,last,seasonal,ridge); "
+    bench.add_argument("--models", type=names, default=["ha", "last", "seasonal", "ridge", "ridge_periodic"],
+                       help="comma-separated model names (default ha,last,seasonal,ridge,ridge_periodic); "
                        "'seasonal' means seasonal_day,seasonal_week")
     bench.add_argument("--output", type=Path, help="folder for results.json, results.md, plots and runs/<model>/")
     _add_protocol(bench)

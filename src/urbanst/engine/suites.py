@@ -14,7 +14,7 @@ from urbanst.engine.benchmark import BenchmarkConfig, expand_models
 from urbanst.engine.train import TrainConfig
 from urbanst.models.registry import model_class
 
-FORECAST_BASELINES = ("ha", "last", "seasonal_day", "seasonal_week", "ridge")
+FORECAST_BASELINES = ("ha", "last", "seasonal_day", "seasonal_week", "ridge", "ridge_periodic")
 CLASSIFY_BASELINES = ("history_rate", "last", "logistic")
 IMPUTE_BASELINES = ("mean", "locf", "linear", "idw")
 
