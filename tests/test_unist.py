@@ -289,3 +289,54 @@ def test_pretraining_spans_datasets_of_different_shapes(tmp_path):
     assert trainable and all(n.startswith(("prompt.", "head")) for n in trainable)
     windows = task.windows(region, task.fit_scaler(region))["train"]
     assert model(first(windows, 2)).prediction.shape == (2, 4, 9, 1)
+
+
+# -- fidelity: the token layout of test-time adaptation, closeness over steps, blocks on graphs ---
+
+
+def test_input_reconstruction_uses_the_forecasting_token_layout(monkeypatch):
+    """12-step region tokens: adapting on the inputs hides whole 12-step history tokens, never 6 padded + 6 real."""
+    from urbanst.contract import inputs_only
+
+    data = make_city("region", num_units=10, weeks=2, seed=13, missing=0.0)
+    model, windows, _ = setup(data, history=12, horizon=12)
+    batch = inputs_only(first(windows, 4))
+    layouts = []
+    geometry = model.tokens.geometry
+    monkeypatch.setattr(model.tokens, "geometry", lambda b, h, p: layouts.append((h, p)) or geometry(b, h, p))
+    model(batch)
+    out = model.reconstruct(batch, span="inputs", strategy="random")
+    assert layouts == [(12, 12), (12, 12)], "forecasting and adaptation read the same tokens"
+    scored = out.scored[:, :12]
+    assert scored.any() and torch.equal(scored, scored.any(1, keepdim=True).expand_as(scored)), "whole tokens hidden"
+    assert not out.scored[:, 12:].any()
+
+
+def test_temporal_closeness_attends_over_the_history_steps():
+    """On region data one 12-step token holds the whole history; the closeness prompt still reads a sequence."""
+    data = make_city("region", num_units=10, weeks=2, seed=14)
+    model, windows, _ = setup(data, history=12, horizon=12, prompt_parts=["temporal_closeness"])
+    lengths = []
+    model.prompt.closeness.register_forward_pre_hook(lambda module, args: lengths.append(args[0].shape[1]))
+    model(first(windows, 2))
+    assert lengths == [12]
+
+
+def test_block_mask_on_regions_hides_a_graph_neighbourhood():
+    """Unit indices carry no geometry: on a ring whose units are numbered at random, the block is an arc."""
+    import dataclasses
+
+    data = make_city("region", num_units=16, weeks=2, seed=15, missing=0.0)
+    task = ForecastTask(4, 4)
+    windows = task.windows(data, task.fit_scaler(data))
+    order = torch.randperm(16, generator=torch.Generator().manual_seed(0))  # ring position -> unit
+    ring = np.zeros((16, 16))
+    ring[order, order.roll(1)] = ring[order.roll(1), order] = 1.0
+    model = UniST.build(dataclasses.replace(task.data_spec(data), adjacency=ring), size="tiny")
+    position = torch.empty(16, dtype=torch.long)
+    position[order] = torch.arange(16)
+    out = model.reconstruct(first(windows, 12), span="window", strategy="block")
+    for hidden in out.scored.any(dim=(1, 3)):
+        arc = torch.zeros(16, dtype=torch.bool)
+        arc[position[hidden.nonzero().ravel()]] = True
+        assert int(arc.sum()) == 8 and int((arc != arc.roll(1)).sum()) == 2, "one arc of adjacent units"

@@ -39,7 +39,7 @@ from urbanst.parts.encoders.patches import PatchTokens, fold_channels, spread, u
 from urbanst.parts.encoders.patches_geometry import SpatialWindows
 from urbanst.parts.heads import start_at_zero
 from urbanst.parts.prompts.memory import PRIORS, MemoryPrompts
-from urbanst.parts.token_masks import STRATEGIES, draw_for_batch, inputs_as_window, whole_window
+from urbanst.parts.token_masks import STRATEGIES, draw_for_batch, inputs_window, whole_window
 
 __all__ = ["SIZES", "SpatialWindows", "UniST", "UniSTConfig"]
 
@@ -197,8 +197,9 @@ class UniST(STModel):
         h = self.encoder(self.tokens.embed(patches, layout) + enc_add[:, :past])
         queries = self.mask_token.expand(B, future, -1) + dec_add[:, past:]
         if use_prompts and self.prompt is not None:
+            recent = self.tokens.steps(batch, patches, h, layout) if self.prompt.reads_steps else None
             period = self.tokens.periodic(batch, layout) if self.prompt.reads_period else None
-            queries = queries + self.prompt(batch, layout, h.view(B, layout.Th, layout.S, -1), period, graph)
+            queries = queries + self.prompt(batch, layout, recent, period, graph)
         tokens = torch.cat([self.decoder_embed(h) + dec_add[:, :past], queries], dim=1)
         forecast = unpatch(self._head(self.decoder(tokens, queries=future), layout), layout, 0, P)[..., :C]
         return forecast + seasonal_anchor(batch, c.lags, P) if c.anchor else forecast
@@ -208,25 +209,28 @@ class UniST(STModel):
 
     # -- masked reconstruction and prompt tuning --------------------------------------------
     def reconstruct(self, batch: dict, span: str = "inputs", strategy: str | None = None) -> ModelOutput:
-        """Masked reconstruction without prompts: ``span="window"`` the whole window (pre-training); ``"inputs"``
-        the input window split in two halves read as history and future (test-time adaptation: never a target)."""
-        if span == "inputs":
-            batch = inputs_as_window(batch)
+        """Masked reconstruction without prompts, in the forecasting token layout: ``span="window"`` hides tokens
+        anywhere in the window, targets included (pre-training); ``"inputs"`` hides tokens of the history only,
+        the future tokens stay mask tokens as in a forecast, and rebuilds the inputs (test-time adaptation: never
+        a target). On region data the block strategy hides a neighbourhood of the region graph."""
         if self.config.channels == "separate":
             batch = fold_channels(batch)
-        c, (H, P) = self.config, (batch["x"].shape[1], batch["y"].shape[1])
-        values, seen = whole_window(batch)
+        c, H = self.config, batch["x"].shape[1]
+        P = batch["time_of_day"].shape[1] - H
+        values, seen = whole_window(batch) if span == "window" else inputs_window(batch, P)
         B, T, N, C = values.shape
         layout, graph, home = self.tokens.geometry(batch, H, P)
-        draw = draw_for_batch(batch, c.pretrain_strategies, layout.Tp, layout.S, c.mask_ratio, self.training, strategy)
+        draw = draw_for_batch(batch, c.pretrain_strategies, layout.Tp, layout.S, c.mask_ratio, self.training, strategy,
+                              None if graph is None else graph.edge_index, None if span == "window" else layout.Th)
         patches = self.tokens.patches(values, seen, layout, layout.hist_pad, layout.fut_pad, hide=draw.hide)
         enc_add, dec_add = self.tokens.positions(batch, layout, graph, T, home)
         visible = draw.visible(self.mask_token.shape[0])
         h = self.decoder_embed(self.encoder(torch.gather(self.tokens.embed(patches, layout) + enc_add, 1, visible)))
         tokens = self.mask_token.expand(B, layout.Tp * layout.S, -1).scatter(1, visible, h) + dec_add
-        prediction = unpatch(self._head(self.decoder(tokens), layout), layout, layout.hist_pad, T)[..., :C]
-        scored = spread(draw.hide, layout, layout.hist_pad, T) & seen
-        return ModelOutput(prediction, loss="mse", target=values, scored=scored)
+        steps = T if span == "window" else H
+        prediction = unpatch(self._head(self.decoder(tokens), layout), layout, layout.hist_pad, steps)[..., :C]
+        scored = spread(draw.hide, layout, layout.hist_pad, steps) & seen[:, :steps]
+        return ModelOutput(prediction, loss="mse", target=values[:, :steps], scored=scored)
 
     def prompt_tuning(self, train_head: bool = False) -> list[str]:
         """Freeze all but the prompt network (and the head, with ``train_head``); returns the names left to train."""

@@ -13,13 +13,19 @@ Strategies (ratio r, default 0.5):
 
 ``random``    r*L tokens chosen uniformly per sample.
 ``tube``      r*S spatial patches hidden at every time patch (the same cells throughout).
-``block``     a contiguous run of r*S spatial patches in row-major order (a band of the map; the released
-              code uses a quarter or a half of the spatial index range), at every time patch; the start is
-              random per sample.
+``block``     r*S spatial patches that lie together, at every time patch: on a grid a contiguous run in
+              row-major order (a band of the map; the released code uses a quarter or a half of the spatial
+              index range), from a random start per sample; on a region graph (``edges``), whose unit
+              indices carry no geometry, the units nearest in graph hops to a random seed unit (ties broken
+              at random).
 ``frame``     r*Tp whole time patches chosen per sample.
 ``temporal``  the last r*Tp time patches (forecasting).
 ``attribute`` for multi-attribute data: one attribute per sample hidden at r*L token positions; no token is
               dropped.
+
+A draw may cover the history's time patches only (``draw_for_batch(..., history_frames=Th)``): the future
+tokens are then dropped whole and never rebuilt, so masked reconstruction of the inputs reads the same token
+layout as forecasting (test-time adaptation).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from urbanst.contract import to_original, to_scaled
+from urbanst.contract import to_scaled
 from urbanst.errors import UrbanstError
 
 
@@ -43,6 +49,13 @@ class MaskDraw:
         kept = int((~self.drop[0]).sum())
         order = torch.argsort(self.drop.to(torch.int8), dim=1, stable=True)[:, :kept]
         return order[:, :, None].expand(-1, kept, width)
+
+    def then_dropped(self, tokens: int) -> MaskDraw:
+        """This draw followed by ``tokens`` more tokens, each dropped and hidden."""
+        B, _, C = self.hide.shape
+        after = torch.ones(B, tokens, dtype=torch.bool, device=self.drop.device)
+        return MaskDraw(self.strategy, torch.cat([self.drop, after], 1),
+                        torch.cat([self.hide, after[..., None].expand(-1, -1, C)], 1))
 
 
 def _count(ratio: float, total: int) -> int:
@@ -69,12 +82,33 @@ def tube_mask(B, Tp, S, ratio, generator=None, device="cpu") -> torch.Tensor:
     return cells[:, None, :].expand(B, Tp, S).reshape(B, Tp * S)
 
 
-def block_mask(B, Tp, S, ratio, generator=None, device="cpu") -> torch.Tensor:
+def block_mask(B, Tp, S, ratio, generator=None, device="cpu", edges: torch.Tensor | None = None) -> torch.Tensor:
     k = _count(ratio, S)
-    start = torch.randint(0, S - k + 1, (B, 1), generator=generator, device=device)
-    pos = torch.arange(S, device=device)[None]
-    cells = (pos >= start) & (pos < start + k)
+    if edges is None:
+        start = torch.randint(0, S - k + 1, (B, 1), generator=generator, device=device)
+        pos = torch.arange(S, device=device)[None]
+        cells = (pos >= start) & (pos < start + k)
+    else:
+        cells = _neighbourhoods(B, S, k, edges.to(device), generator, device)
     return cells[:, None, :].expand(B, Tp, S).reshape(B, Tp * S)
+
+
+def _neighbourhoods(B: int, S: int, k: int, edges: torch.Tensor, generator, device) -> torch.Tensor:
+    """[B, S] bool: per sample the k units nearest in hops over ``edges [2, E]`` (either way) to a random seed."""
+    source, target = torch.cat([edges, edges.flip(0)], 1)
+    seeds = torch.randint(0, S, (B,), generator=generator, device=device)
+    reached = torch.nn.functional.one_hot(seeds, S).bool()
+    hops = torch.where(reached, 0, S)  # S: not reached
+    for hop in range(1, S):
+        if bool((reached.sum(1) >= k).all()):
+            break
+        grown = reached | (torch.zeros(B, S, device=device).index_add_(1, target, reached[:, source].float()) > 0)
+        if torch.equal(grown, reached):
+            break
+        hops = torch.where(grown & ~reached, hop, hops)
+        reached = grown
+    order = (hops + torch.rand(B, S, generator=generator, device=device)).argsort(1)[:, :k]
+    return torch.zeros(B, S, dtype=torch.bool, device=device).scatter_(1, order, True)
 
 
 def frame_mask(B, Tp, S, ratio, generator=None, device="cpu") -> torch.Tensor:
@@ -109,7 +143,8 @@ def attribute_mask(B, Tp, S, C, ratio, generator=None, device="cpu") -> torch.Te
 
 
 def draw_mask(strategy: str, B: int, Tp: int, S: int, C: int, ratio: float = 0.5,
-              generator: torch.Generator | None = None, device="cpu") -> MaskDraw:
+              generator: torch.Generator | None = None, device="cpu", edges: torch.Tensor | None = None) -> MaskDraw:
+    """A draw of ``strategy``; ``edges [2, E]``: the spatial patches are the units of a region graph."""
     if strategy == "attribute":
         if C < 2:
             raise ValueError("the attribute mask needs data with two or more attributes")
@@ -117,18 +152,27 @@ def draw_mask(strategy: str, B: int, Tp: int, S: int, C: int, ratio: float = 0.5
         return MaskDraw(strategy, torch.zeros(B, Tp * S, dtype=torch.bool, device=device), hide)
     if strategy not in TOKEN_STRATEGIES:
         raise ValueError(f"unknown mask strategy {strategy!r}; known: {list(STRATEGIES)}")
-    drop = TOKEN_STRATEGIES[strategy](B, Tp, S, ratio, generator, device)
+    extra = {"edges": edges} if strategy == "block" and edges is not None else {}
+    drop = TOKEN_STRATEGIES[strategy](B, Tp, S, ratio, generator, device, **extra)
     return MaskDraw(strategy, drop, drop[:, :, None].expand(B, Tp * S, C))
 
 
 def draw_for_batch(batch: dict, strategies: list[str], Tp: int, S: int, ratio: float, training: bool,
-                   strategy: str | None = None) -> MaskDraw:
+                   strategy: str | None = None, edges: torch.Tensor | None = None,
+                   history_frames: int | None = None) -> MaskDraw:
     """A mask for ``batch`` with a strategy drawn from ``strategies`` (``attribute`` only for multi-attribute
-    data), or ``strategy``. Outside training the draw is fixed by the windows' origins, so validation scores
-    are comparable across epochs."""
+    data; ``temporal`` and ``frame`` only over two or more time patches), or ``strategy``. ``edges``: the spatial
+    patches are the units of a region graph (``block`` follows it). ``history_frames``: only the first so many
+    time patches are drawn over; the later ones are dropped and hidden whole (the future, which the inputs do
+    not show). Outside training the draw is fixed by the windows' origins, so validation scores are comparable
+    across epochs."""
     x = batch["x"]
     B, C = x.shape[0], x.shape[-1]
-    choices = [s for s in strategies if s != "attribute" or C > 1]
+    frames = Tp if history_frames is None else history_frames
+    choices = [s for s in strategies if (s != "attribute" or C > 1) and (s not in ("temporal", "frame") or frames > 1)]
+    if frames * S < 2 or not (choices or strategy):
+        raise UrbanstError(f"no mask strategy among {strategies} can hide part of {frames} x {S} tokens of {C} "
+                           "attribute(s); use a longer --history or finer time patches")
     generator = None
     if training:
         pick = int(torch.randint(len(choices), ()))
@@ -136,7 +180,8 @@ def draw_for_batch(batch: dict, strategies: list[str], Tp: int, S: int, ratio: f
         seed = int(batch["origin"].sum()) if "origin" in batch else 0
         generator = torch.Generator(device=x.device).manual_seed(seed)
         pick = seed % len(choices)
-    return draw_mask(strategy or choices[pick], B, Tp, S, C, ratio, generator, x.device)
+    draw = draw_mask(strategy or choices[pick], B, frames, S, C, ratio, generator, x.device, edges)
+    return draw if frames == Tp else draw.then_dropped((Tp - frames) * S)
 
 
 def whole_window(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,16 +192,10 @@ def whole_window(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.where(seen, values, torch.zeros(())), seen
 
 
-def inputs_as_window(batch: dict) -> dict:
-    """The input window split in two halves, read as history and future by a masked reconstruction (test-time
-    adaptation): only ``x``, ``input_mask``, the scaler and the time features of the input steps are kept."""
+def inputs_window(batch: dict, horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values, seen)`` ``[B, H + horizon, N, C]``: the inputs in scaled units, then ``horizon`` steps never seen
+    (test-time adaptation rebuilds inputs in the forecasting layout and reads no target)."""
     x, seen = batch["x"], batch["input_mask"]
-    H = x.shape[1]
-    if H < 2:
-        raise UrbanstError("a masked reconstruction of the inputs needs two or more steps; use a longer --history")
-    half = H - H // 2
-    inputs = {k: v for k, v in batch.items() if k not in ("y", "target_mask", "periodic", "periodic_mask")}
-    inputs.update(x=x[:, :half], input_mask=seen[:, :half], y=to_original(batch, x[:, half:]),
-                  target_mask=seen[:, half:], time_of_day=batch["time_of_day"][:, :H],
-                  day_of_week=batch["day_of_week"][:, :H])
-    return inputs
+    future = (x.shape[0], horizon, *x.shape[2:])
+    return (torch.cat([torch.where(seen, x, torch.zeros((), dtype=x.dtype)), x.new_zeros(future)], 1),
+            torch.cat([seen, seen.new_zeros(future)], 1))

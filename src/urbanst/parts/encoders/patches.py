@@ -14,7 +14,8 @@ Tokens are in time-major order ``(t, h, w)``: the history tokens are the first `
 tokens the last ``Tf * S``, so forecasting slices instead of gathering. Each token's position: 2-D sin-cos
 over the patch grid (any size), or the region graph's eigenvector positions through a learned projection
 (one for the encoder, one for the decoder); plus 1-D sin-cos over time patches and time-of-day and weekday
-embeddings averaged over each time patch.
+embeddings averaged over each time patch. ``steps`` gives the history one step at a time, for the prompt that
+attends over recent steps.
 
 What depends on a dataset's units (its grid, or its region graph) is the *home* geometry, kept as buffers so
 it saves and loads with the weights; batches of other datasets carry their own (see
@@ -224,6 +225,20 @@ class PatchTokens(nn.Module):
     def embed(self, patches: torch.Tensor, layout: Layout) -> torch.Tensor:
         conv = self.embed_grid if layout.grid else self.embed_region
         return F.linear(patches, conv.weight.flatten(1), conv.bias)  # Conv3d with stride = kernel, as one matmul
+
+    def steps(self, batch: dict, patches: torch.Tensor, encoded: torch.Tensor, layout: Layout) -> torch.Tensor:
+        """``[B, history, S, D]``: the history step by step, whatever a token's length (the temporal-closeness
+        prompt's sequence). A step of a spatial patch is embedded as a patch that holds it at every time offset
+        (the kernel summed over time), plus the encoder's output for its token ``encoded [B, Th * S, D]``, its
+        time of day and weekday, and its position."""
+        conv = self.embed_grid if layout.grid else self.embed_region
+        B, Th, S, pt = patches.shape[0], layout.Th, layout.S, layout.pt
+        per_step = patches.view(B, Th, S, -1, pt, layout.ph * layout.pw).permute(0, 1, 4, 2, 3, 5).reshape(B, Th * pt, S, -1)
+        tokens = F.linear(per_step, conv.weight.sum(2).flatten(1), conv.bias)
+        tokens = tokens + encoded.view(B, Th, 1, S, -1).expand(-1, -1, pt, -1, -1).reshape(tokens.shape)
+        H = layout.history
+        when = self.time(batch["time_of_day"][:, :H], batch["day_of_week"][:, :H]) + sincos_t(self.dim, H, tokens.device)
+        return tokens[:, layout.hist_pad :] + when[:, :, None]
 
     def periodic(self, batch: dict, layout: Layout) -> torch.Tensor | None:
         """``[B, K, Tf * S, D]``: the values at the same slot on K earlier days or weeks (``batch["periodic"]``)

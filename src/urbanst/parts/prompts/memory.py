@@ -11,8 +11,11 @@ read-out plus its query, so the exact values of the same slot a day and a week e
 * spatial hierarchy: coarser levels of the city. Grids: the history frames average-pooled by 2 and by 4,
   embedded (1x1 conv), brought back to cell resolution and averaged. Regions: diffusion over 4 and 8 hops
   (coarser neighbourhoods), one Linear each, averaged.
-* temporal closeness: a 1-layer transformer over each spatial patch's history tokens (the encoder's output),
-  mean over time.
+* temporal closeness: a 1-layer transformer over each spatial patch's history one step at a time (each step's
+  values embedded, plus the encoder's output for its token, its time features and position:
+  :meth:`~urbanst.parts.encoders.patches.PatchTokens.steps`), mean over the steps. The released code runs it
+  over each patch's sequence of 2-step tokens (the decoder's input); with coarser tokens (12 steps per region
+  token: one token of history) that sequence has nothing to attend over, so ours reads steps.
 * temporal period: a 1-layer transformer over each future token's values at the same slot on previous days /
   weeks (embedded by the backbone's own patch embedding, plus a learned embedding of the lag's rank so 1 day
   and 1 week ago differ; the released code's period transformer has no such position), mean over the lags.
@@ -86,6 +89,10 @@ class MemoryPrompts(nn.Module):
     def reads_period(self) -> bool:
         return "temporal_period" in self.parts
 
+    @property
+    def reads_steps(self) -> bool:
+        return "temporal_closeness" in self.parts
+
     def reset_memory(self) -> None:
         """Fresh keys and values in both pools (truncated normal)."""
         self.spatial_memory.reset_memory()
@@ -152,12 +159,12 @@ class MemoryPrompts(nn.Module):
             out["spatial_hierarchy"] = sum(lin(hop(k)) for k, lin in zip((4, 8), self.level_hop)) / 2
         return out
 
-    def forward(self, batch: dict, layout: Layout, enc_history: torch.Tensor | None, period_tokens: torch.Tensor | None,
+    def forward(self, batch: dict, layout: Layout, recent: torch.Tensor | None, period_tokens: torch.Tensor | None,
                 graph: RegionGraph | None = None) -> torch.Tensor | None:
         """Prompts ``[B, Tf * S, D]`` for the future tokens (None if no prior applies).
 
         batch         the history ``x`` and ``input_mask``
-        enc_history   [B, Th, S, D] the encoder's history tokens (temporal closeness)
+        recent        [B, H, S, D] the history step by step (temporal closeness)
         period_tokens [B, K, Tf * S, D] embedded values at the same slot on earlier days (temporal period)
         graph         the units' graph, for region data
         """
@@ -169,9 +176,9 @@ class MemoryPrompts(nn.Module):
         else:
             spatial = self._spatial_region(frames, graph.operator(self.spatial_memory.keys.device))
         per_cell = [self._retrieve(self.spatial_memory, v) for v in spatial.values()]  # each [B, S, D]
-        if "temporal_closeness" in self.parts and enc_history is not None:
-            _, Th, S, D = enc_history.shape
-            seq = self.closeness(enc_history.transpose(1, 2).reshape(B * S, Th, D)).mean(1)
+        if "temporal_closeness" in self.parts and recent is not None:
+            _, H, S, D = recent.shape
+            seq = self.closeness(recent.transpose(1, 2).reshape(B * S, H, D)).mean(1)
             per_cell.append(self._retrieve(self.temporal_memory, seq.reshape(B, S, -1)))
         prompt = None
         if per_cell:
