@@ -79,7 +79,7 @@ def pretrain(args) -> int:
 def evaluate(args) -> int:
     model, prepared = prepare_saved(args.model, args.dataset, args.data_dir, args.batch_size)
     prepared = dataclasses.replace(prepared, config=dataclasses.replace(
-        prepared.config, tta_steps=args.tta_steps, tta_lr=args.tta_lr, seed=args.seed))
+        prepared.config, tta_steps=args.tta_steps, tta_lr=args.tta_lr, tta_mode=args.tta_mode, seed=args.seed))
     record, _ = score(model, prepared, 0.0, split=args.eval_split)
     print_records([record])
     if args.output:

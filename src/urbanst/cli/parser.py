@@ -116,9 +116,13 @@ def _add_backbone(p: Parser) -> None:
 
 def _add_tta(p: Parser) -> None:
     p.add_argument("--tta-steps", type=int, default=0, metavar="K",
-                   help="test-time adaptation: K steps of masked reconstruction on the inputs (never the targets) of "
-                   "the split being scored, before predicting it; for models with a reconstruction loss (unist, "
-                   "urbanmind; baselines in a benchmark are not adapted); the saved model stays as trained (default 0)")
+                   help="test-time adaptation: K steps of masked reconstruction on unlabeled inputs before predicting "
+                   "(per block with --tta-mode causal); for models with a reconstruction loss (unist, urbanmind; "
+                   "baselines in a benchmark are not adapted); the saved model stays as trained (default 0)")
+    p.add_argument("--tta-mode", choices=["causal", "transductive"], default="causal",
+                   help="causal (default): the split is scored in time order, a day of forecast origins at a time, "
+                   "each after adapting on the week of inputs before it; transductive: adapt on the inputs of every "
+                   "window of the split, then score them all (rows say so)")
     p.add_argument("--tta-lr", type=positive(float), help="learning rate of test-time adaptation "
                    "(default: a tenth of the model's own)")
 

@@ -21,6 +21,7 @@ from urbanst.data.container import STData
 from urbanst.data.registry import load_dataset
 from urbanst.data.scalers import StandardScaler
 from urbanst.data.splits import SplitRule
+from urbanst.engine.adapt import Adaptation
 from urbanst.errors import UrbanstError
 from urbanst.tasks import make_task
 
@@ -42,14 +43,14 @@ class ExperimentConfig:
     batch_size: int = 64
     data_dir: str | None = None
     task_options: dict = field(default_factory=dict)  # other fields of the task, e.g. {"threshold": 5} for classify
-    tta_steps: int = 0  # test-time adaptation steps on the scored split's inputs before scoring (see engine.adapt)
+    tta_steps: int = 0  # test-time adaptation steps before scoring (see engine.adapt): per block, or in all
     tta_lr: float | None = None  # None: a tenth of the model's learning rate
+    tta_mode: str = "causal"  # causal: blocks in time order, each adapted on what precedes it; or transductive
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise UrbanstError(f"batch size must be >= 1, got {self.batch_size}")
-        if self.tta_steps < 0:
-            raise UrbanstError(f"--tta-steps must be >= 0, got {self.tta_steps}")
+        self.adaptation  # a bad --tta-steps or --tta-mode fails before any work
         if self.shots not in SHOTS:
             raise UrbanstError(f"unknown shot setting {self.shots!r}; use one of {', '.join(SHOTS)}")
         if self.shots == "few" and not (self.few_ratio and 0 < self.few_ratio <= 1):
@@ -62,6 +63,12 @@ class ExperimentConfig:
             raise UrbanstError("--source only applies with --shots zero")
         if self.dataset in self.sources:
             raise UrbanstError(f"zero-shot target {self.dataset!r} cannot also be a source")
+
+
+    @property
+    def adaptation(self) -> Adaptation:
+        """How models adapt at test time (``tta_steps`` 0: they do not)."""
+        return Adaptation(self.tta_steps, self.tta_mode, self.tta_lr, self.batch_size, self.seed)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from urbanst import __version__
 from urbanst.data.container import STData
 from urbanst.data.registry import load_dataset
 from urbanst.data.splits import SplitRule
-from urbanst.engine.adapt import adapted, check_adaptable
+from urbanst.engine.adapt import check_adaptable, evaluate_adapted
 from urbanst.engine.experiment import SCALE_TEXT, ExperimentConfig, Prepared
 from urbanst.engine.train import TrainConfig, TrainResult, train
 from urbanst.errors import UrbanstError
@@ -135,8 +135,8 @@ def score(model: STModel, prepared: Prepared, train_seconds: float, progress: bo
     check_applicable(model, prepared.data)
     model.set_target(prepared.task.data_spec(prepared.data))
     cfg = prepared.config
-    with adapted(model, prepared.windows[split], cfg.tta_steps, cfg.batch_size, cfg.tta_lr, cfg.seed, split) as adaptation:
-        result = prepared.task.evaluate(model, prepared.windows[split], cfg.batch_size, progress=progress)
+    result, adaptation = evaluate_adapted(model, prepared.task, prepared.windows[split], cfg.adaptation, split,
+                                          progress)
     metrics = result.metrics
     record = ResultRecord(
         model=model.name,
@@ -173,8 +173,8 @@ def score(model: STModel, prepared: Prepared, train_seconds: float, progress: bo
 def _notes(prepared: Prepared, adaptation: dict) -> str:
     """The setting's note, test-time adaptation if any, and, for data with exogenous series, how the weather
     over the horizon was filled."""
-    tta = (f"test-time adaptation: {adaptation['steps']} steps of masked reconstruction on the inputs of the "
-           f"{adaptation['windows']} {adaptation['split']} windows (targets never read)") if adaptation else ""
+    tta = (f"test-time adaptation: {adaptation['steps']} steps of masked reconstruction, {adaptation['read']}; "
+           "targets never read") if adaptation else ""
     parts = [prepared.setting.get("note", ""), tta, prepared.task.exogenous_note(prepared.data)]
     return "; ".join(p for p in parts if p)
 

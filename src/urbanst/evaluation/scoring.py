@@ -39,17 +39,26 @@ def loader(windows, batch_size: int, shuffle: bool = False, seed: int = 0) -> Da
     return DataLoader(windows, batch_size=batch_size, shuffle=shuffle, collate_fn=collate_batch, generator=generator)
 
 
-@torch.no_grad()
 def score(model, windows, scorer, batch_size: int = 64, progress: bool = True,
           device: str | torch.device = "cpu") -> Evaluation:
     """Every window of ``windows`` through ``model`` (eval mode), each prediction into ``scorer``."""
+    return finish(scorer, feed(model, windows, scorer, batch_size, progress, device))
+
+
+@torch.no_grad()
+def feed(model, windows, scorer, batch_size: int = 64, progress: bool = True,
+         device: str | torch.device = "cpu") -> float:
+    """Score ``windows`` into ``scorer`` (which may already hold other windows); returns the seconds it took."""
     model.eval()
     model.to(device)
     start = time.perf_counter()
     for batch in bar(loader(windows, batch_size), desc=f"score {model.name}", enabled=progress):
         batch = {k: v.to(device) for k, v in batch.items()}
         scorer.update(batch, model(inputs_only(batch)))
-    seconds = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def finish(scorer, seconds: float) -> Evaluation:
     return Evaluation(scorer.compute(), scorer.policy, seconds, scorer.sample.result() if scorer.sample else {})
 
 
