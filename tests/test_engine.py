@@ -384,3 +384,15 @@ def test_ddp_on_two_cpu_processes_matches_one_process(fitted, _ddp_in_background
     assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "logs", "model", "results.json"]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     assert len(_metrics_csv(run, "val_score")) == EPOCHS
+
+
+def test_test_stride_scores_the_same_thinned_windows_for_every_model_and_says_so(data_dir):
+    from urbanst.engine.experiment import ExperimentConfig, prepare
+    from urbanst.errors import UrbanstError
+
+    full = prepare(ExperimentConfig(dataset="synthetic_grid", history=12, horizon=3, data_dir=str(data_dir)))
+    thin = prepare(ExperimentConfig(dataset="synthetic_grid", history=12, horizon=3, test_stride=5, data_dir=str(data_dir)))
+    assert torch.equal(thin.windows["test"].origins, full.windows["test"].origins[::5])
+    assert "one test window in 5" in thin.setting["note"]
+    with pytest.raises(UrbanstError, match="shares no factor with 24, e.g. 25"):
+        prepare(ExperimentConfig(dataset="synthetic_grid", test_stride=12, data_dir=str(data_dir)))

@@ -95,6 +95,8 @@ def _add_protocol(p: Parser) -> None:
                    help="chronological train/val/test shares (default 70/10/20)")
     p.add_argument("--seed", type=int, default=0, help="random seed of initialisation and batch order (default 0)")
     p.add_argument("--batch-size", type=int, default=64, help="windows per batch (default 64)")
+    p.add_argument("--test-stride", type=positive(int), default=1, metavar="K",
+                   help="score every K-th test window, the same ones for every model (default 1: all); records say so")
 
 
 def _add_shots(p: Parser) -> None:

@@ -19,6 +19,7 @@ zero-shot) and every loss and metric still scales the right way (:func:`urbanst.
 
 from __future__ import annotations
 
+import copy
 import re
 
 import numpy as np
@@ -83,6 +84,12 @@ class ForecastWindows(Dataset):
     def __getitem__(self, i: int) -> dict:
         batch = self.__getitems__([i])
         return {k: v[0] for k, v in batch.items()}
+
+    def at(self, origins) -> ForecastWindows:
+        """The same windows over the same series at other forecast origins."""
+        view = copy.copy(self)
+        view.origins = torch.as_tensor(np.asarray(origins, dtype=np.int64))
+        return view
 
     def steps(self, indices) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Origins ``[B]`` of the windows at ``indices``, their input steps ``[B, H]`` and target steps ``[B, P]``."""

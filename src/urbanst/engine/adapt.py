@@ -19,7 +19,6 @@ scoring, so a model saved after scoring (``urbanst fit``) is the trained one, no
 
 from __future__ import annotations
 
-import copy
 import itertools
 from dataclasses import dataclass
 
@@ -109,22 +108,15 @@ def _causal(model, task, windows, optimizer, how: Adaptation, split: str, progre
     for b in torch.unique(blocks).tolist():
         start = int(origins[blocks == b][0])
         context = torch.arange(max(windows.history, start - CONTEXT_DAYS * (per_day or block)), start + 1)
-        pool = at_origins(windows, context)
+        pool = windows.at(context)
         losses += adapt(model, optimizer, pool, how.steps, how, progress=False)
         read += len(pool)
-        seconds += feed(model, at_origins(windows, origins[blocks == b]), scorer, how.batch_size, progress=False)
+        seconds += feed(model, windows.at(origins[blocks == b]), scorer, how.batch_size, progress=False)
     text = (f"causal: {len(torch.unique(blocks))} blocks of {block} forecast origins in time order, each after "
             f"{how.steps} steps on the windows of the {CONTEXT_DAYS} days before its first origin (inputs only, "
             "nothing the block scores)")
     return finish(scorer, seconds), losses, {"windows": read, "blocks": len(torch.unique(blocks)), "block": block,
                                              "read": text}
-
-
-def at_origins(windows: ForecastWindows, origins: torch.Tensor) -> ForecastWindows:
-    """The same windows over the same series at other forecast origins."""
-    view = copy.copy(windows)
-    view.origins = torch.as_tensor(origins, dtype=torch.long)
-    return view
 
 
 def adapt(model, optimizer, windows, steps: int, how: Adaptation, progress: bool = True) -> list[float]:

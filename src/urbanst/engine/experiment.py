@@ -14,6 +14,7 @@ Shot settings:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from urbanst.contract import DataSpec
@@ -21,6 +22,7 @@ from urbanst.data.container import STData
 from urbanst.data.registry import load_dataset
 from urbanst.data.scalers import StandardScaler
 from urbanst.data.splits import SplitRule
+from urbanst.data.windows import ForecastWindows
 from urbanst.engine.adapt import Adaptation
 from urbanst.errors import UrbanstError
 from urbanst.tasks import make_task
@@ -46,10 +48,13 @@ class ExperimentConfig:
     tta_steps: int = 0  # test-time adaptation steps before scoring (see engine.adapt): per block, or in all
     tta_lr: float | None = None  # None: a tenth of the model's learning rate
     tta_mode: str = "causal"  # causal: blocks in time order, each adapted on what precedes it; or transductive
+    test_stride: int = 1  # score every K-th test window (every model of a table on the same ones)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise UrbanstError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.test_stride < 1:
+            raise UrbanstError(f"--test-stride must be >= 1, got {self.test_stride}")
         self.adaptation  # a bad --tta-steps or --tta-mode fails before any work
         if self.shots not in SHOTS:
             raise UrbanstError(f"unknown shot setting {self.shots!r}; use one of {', '.join(SHOTS)}")
@@ -108,7 +113,23 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
             "training split (no target window trained on, no test value used)"
         )
     setting["train_windows"] = len(train_windows)
+    if cfg.test_stride > 1:
+        windows["test"], note = every_kth(windows["test"], cfg.test_stride)
+        setting["note"] = "; ".join(filter(None, [setting.get("note"), note]))
     return Prepared(cfg, task, data, scaler, windows, train_windows, val_windows, spec, setting)
+
+
+def every_kth(windows, k: int) -> tuple:
+    """Every ``k``-th window (forecast windows in time order), and the note a record carries about it."""
+    if not isinstance(windows, ForecastWindows):
+        raise UrbanstError("--test-stride thins forecast windows; imputation scores every entry once already")
+    per_day = windows.series.data.steps_per("day")
+    if per_day and math.gcd(k, per_day) != 1:
+        raise UrbanstError(f"--test-stride {k} keeps forecasts that start at only {per_day // math.gcd(k, per_day)} of "
+                           f"the {per_day} times of day; choose a stride that shares no factor with {per_day}, "
+                           f"e.g. {next(s for s in range(k, k + per_day) if math.gcd(s, per_day) == 1)}")
+    kept = windows.at(windows.origins[::k])
+    return kept, f"scored on one test window in {k} ({len(kept)} of {len(windows)}), the same for every model"
 
 
 def trained_on(prepared: Prepared) -> dict:
