@@ -26,7 +26,7 @@ from urbanst.backbones import (
 )
 from urbanst.errors import UrbanstError
 
-POLICIES = ("frozen", "ln_only", "pfa:1", "pfa:2", "lora:4", "full")
+POLICIES = ("frozen", "ln_only", "pfa:1", "pfa:2", "last:1", "lora:4", "full")
 HIDDEN, VOCAB = 32, 128
 
 # What each policy must train, written out per family independently of the library's rules.
@@ -37,6 +37,7 @@ NORMS = {
 }
 POSITIONS = {"gpt2": r"^model\.wpe\.weight$", "llama": r"(?!)", "bert": r"^model\.embeddings\.position_embeddings\.weight$"}
 ATTENTION = {"gpt2": r"^model\.h\.{i}\.attn\.", "llama": r"^model\.layers\.{i}\.self_attn\.", "bert": r"^model\.encoder\.layer\.{i}\.attention\."}
+BLOCK = {"gpt2": r"^model\.h\.{i}\.", "llama": r"^model\.layers\.{i}\.", "bert": r"^model\.encoder\.layer\.{i}\."}
 LORA_MODULES = {
     "gpt2": {"attn.c_attn", "attn.c_proj"},
     "llama": {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"},
@@ -51,6 +52,9 @@ def expected_trained(family: str, policy: str, names: list[str], num_layers: int
         return set(names)
     if policy.startswith("lora"):
         return {n for n in names if ".lora_A." in n or ".lora_B." in n}
+    if policy.startswith("last"):
+        block = BLOCK[family].format(i=num_layers - 1)
+        return {n for n in names if re.search(block, n)}
     patterns = [NORMS[family], POSITIONS[family]]
     if policy.startswith("pfa"):
         units = int(policy.split(":")[1])
@@ -125,14 +129,15 @@ def test_policy_trains_exactly_its_parameters(family, policy):
 
 @pytest.mark.parametrize("bad", ["", "half", "lora", "lora:0", "pfa:x", "pfa:-1", "pfa:1.5", "LN_ONLY", None, 3])
 def test_bad_policy_lists_valid_forms(bad):
-    with pytest.raises(UrbanstError, match=r"frozen, ln_only, pfa:U, lora:R, full"):
+    with pytest.raises(UrbanstError, match=r"frozen, ln_only, pfa:U, last:U, lora:R, full"):
         parse_policy(bad)
 
 
 def test_policy_limits():
     backbone = build_tiny_backbone("gpt2", layers=2)
-    with pytest.raises(UrbanstError, match="only 2 layers"):
-        apply_freezing(backbone, "pfa:3")
+    for policy in ("pfa:3", "last:3"):
+        with pytest.raises(UrbanstError, match="only 2 layers"):
+            apply_freezing(backbone, policy)
     apply_freezing(backbone, "ln_only")
     apply_freezing(backbone, "lora:2")
     apply_freezing(backbone, "lora:2")  # the same LoRA again is fine
@@ -249,6 +254,43 @@ def test_embedded_minilm_offline(no_network):
     assert short.num_layers == 2 and short.hidden_size == 384
     with pytest.raises(UrbanstError, match="choose 1..6"):
         load_backbone(None, layers=7)
+
+
+# -- the language-model ablations: none and random ---------------------------------------------
+def test_none_keeps_the_embeddings_and_no_transformer_block(no_network):
+    minilm, none = load_backbone(), build_backbone("none", layers=2, policy="pfa:1")
+    assert (none.source, none.num_layers, none.hidden_size) == ("none", 0, 384)
+    assert not any(".layer." in n for n, _ in none.named_parameters())
+    assert torch.equal(none.token_embeddings.weight, minilm.token_embeddings.weight)  # instruction text reads the same
+    assert {n for n, p in none.named_parameters() if p.requires_grad} == {  # what pfa:1 trains outside the blocks
+        "model.embeddings.position_embeddings.weight", "model.embeddings.LayerNorm.weight", "model.embeddings.LayerNorm.bias"}
+    embeds = torch.randn(2, 5, 384)
+    with torch.no_grad():
+        out = none(embeds)
+        positions = none.model.embeddings.position_embeddings.weight[:5] + none.model.embeddings.token_type_embeddings.weight[0]
+        assert torch.allclose(out, none.model.embeddings.LayerNorm(embeds + positions), atol=1e-5)  # no block between
+
+
+def test_random_is_the_default_architecture_drawn_anew_and_rebuilds_the_same(no_network):
+    minilm, random = build_backbone("minilm", layers=2, policy="pfa:1"), build_backbone("random", layers=2, policy="pfa:1")
+    assert (random.source, random.num_layers, random.family) == ("random", 2, "bert")
+    shapes = {n: p.shape for n, p in minilm.named_parameters()}
+    assert {n: p.shape for n, p in random.named_parameters()} == shapes
+    assert ({n for n, p in random.named_parameters() if p.requires_grad}
+            == {n for n, p in minilm.named_parameters() if p.requires_grad})  # the same freezing
+    pretrained = dict(minilm.named_parameters())
+    assert all(not torch.equal(p, pretrained[n]) for n, p in random.named_parameters() if p.dim() > 1)
+    again = build_backbone("random", layers=2, policy="pfa:1")
+    assert all(torch.equal(p, q) for p, q in zip(random.parameters(), again.parameters()))
+    assert random.tokenizer is not None and build_backbone("random").num_layers == 6
+
+
+def test_ablations_of_a_local_checkpoint(tmp_path, no_network):
+    save_backbone(build_tiny_backbone("gpt2", seed=0), tmp_path / "lm")
+    random, none = build_backbone(f"random:{tmp_path / 'lm'}"), build_backbone(f"none:{tmp_path / 'lm'}", policy="last:1")
+    assert (random.family, random.num_layers, random.source) == ("gpt2", 2, f"random:{(tmp_path / 'lm').resolve()}")
+    assert none.num_layers == 0 and not any(p.requires_grad for p in none.parameters())
+    assert none(torch.randn(2, 5, HIDDEN)).shape == (2, 5, HIDDEN)
 
 
 # -- saving what trains --------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 | frozen   | nothing                                                                         |
 | ln_only  | every LayerNorm/RMSNorm + learned position embeddings (OFA, LLM4HRS)            |
 | pfa:U    | ln_only + the whole attention of the last U blocks; MLPs frozen (ST-LLM, UrbanMind) |
+| last:U   | the last U blocks whole (attention, MLP, their norms); nothing else (UrbanMind's release) |
 | lora:R   | only peft LoRA adapters of rank R (alpha 2R, no dropout) on the attention projections |
 | full     | everything                                                                      |
 
@@ -14,7 +15,8 @@ no position parameters (rotary), attention ``layers.i.self_attn`` (``q/k/v/o_pro
 BERT norms every ``LayerNorm`` (embeddings and both per block), positions
 ``embeddings.position_embeddings``, attention ``encoder.layer.i.attention``
 (``self.query/key/value``, ``output.dense``). Token (and BERT token-type) embeddings
-train only under ``full``.
+train only under ``full``. A backbone without blocks (``none``, :mod:`.ablation`) trains what remains of
+its policy: ``pfa:U`` its norms and positions, ``last:U`` nothing.
 """
 
 from __future__ import annotations
@@ -29,14 +31,14 @@ from urbanst.backbones.loading import Backbone
 from urbanst.errors import UrbanstError
 from urbanst.nn.freezing import chosen_names, train_only
 
-POLICY_FORMS = ("frozen", "ln_only", "pfa:U", "lora:R", "full")
-_PATTERN = re.compile(r"^(frozen|ln_only|full)$|^(pfa|lora):([0-9]+)$")
+POLICY_FORMS = ("frozen", "ln_only", "pfa:U", "last:U", "lora:R", "full")
+_PATTERN = re.compile(r"^(frozen|ln_only|full)$|^(pfa|last|lora):([0-9]+)$")
 
 
 @dataclass(frozen=True)
 class FreezingPolicy:
-    kind: str  # frozen | ln_only | pfa | lora | full
-    value: int | None = None  # U for pfa, R for lora
+    kind: str  # frozen | ln_only | pfa | last | lora | full
+    value: int | None = None  # U for pfa and last, R for lora
 
     def __str__(self) -> str:
         return self.kind if self.value is None else f"{self.kind}:{self.value}"
@@ -57,12 +59,13 @@ def parse_policy(policy: str | FreezingPolicy) -> FreezingPolicy:
 
 def parameter_groups(backbone: Backbone) -> dict[str, list[str]]:
     """The backbone's named parameter groups (names as in ``backbone.named_parameters()``; a name ending in
-    ``.`` is a prefix): ``norms``, ``positions``, ``attention.i`` (block i's attention), ``lora`` (adapters,
-    once applied) and ``all``."""
+    ``.`` is a prefix): ``norms``, ``positions``, ``attention.i`` (block i's attention), ``block.i`` (block i
+    whole), ``lora`` (adapters, once applied) and ``all``."""
     names = [n for n, _ in backbone.named_parameters()]
     groups = {"norms": _norm_names(backbone), "positions": [f"model.{p}" for p in backbone.layout.positions]}
     for i in range(backbone.num_layers):
         groups[f"attention.{i}"] = [f"model.{backbone.layout.blocks}.{i}.{backbone.layout.attention}."]
+        groups[f"block.{i}"] = [f"model.{backbone.layout.blocks}.{i}."]
     groups["lora"] = [n for n in names if ".lora_" in n]
     groups["all"] = names
     return groups
@@ -75,12 +78,13 @@ def policy_groups(backbone: Backbone, policy: str | FreezingPolicy) -> list[str]
         if policy.kind == "lora":
             _check_lora(backbone, policy)
         return {"frozen": [], "full": ["all"], "lora": ["lora"]}[policy.kind]
-    chosen = ["norms", "positions"]
-    if policy.kind == "pfa":
-        if policy.value > backbone.num_layers:
-            raise UrbanstError(f"policy {policy}: the backbone has only {backbone.num_layers} layers")
-        chosen += [f"attention.{i}" for i in range(backbone.num_layers - policy.value, backbone.num_layers)]
-    return chosen
+    layers = backbone.num_layers
+    if policy.kind in ("pfa", "last") and 0 < layers < policy.value:
+        raise UrbanstError(f"policy {policy}: the backbone has only {layers} layers")
+    last = range(max(0, layers - (policy.value or 0)), layers)
+    if policy.kind == "last":
+        return [f"block.{i}" for i in last]
+    return ["norms", "positions"] + ([f"attention.{i}" for i in last] if policy.kind == "pfa" else [])
 
 
 def trained_parameter_names(backbone: Backbone, policy: str | FreezingPolicy) -> list[str]:
@@ -149,9 +153,11 @@ def _check_lora(backbone: Backbone, policy: FreezingPolicy) -> None:
         raise UrbanstError(f"policy {policy}: the backbone carries LoRA of rank {rank}")
 
 
+def is_norm(module: nn.Module) -> bool:
+    """A LayerNorm or RMSNorm, of torch or of a Hugging Face family."""
+    return isinstance(module, nn.LayerNorm) or type(module).__name__.endswith(("LayerNorm", "RMSNorm"))
+
+
 def _norm_names(backbone: Backbone) -> list[str]:
-    out = []
-    for mod_name, module in backbone.named_modules():
-        if isinstance(module, nn.LayerNorm) or type(module).__name__.endswith(("LayerNorm", "RMSNorm")):
-            out += [f"{mod_name}.{p}" for p, _ in module.named_parameters(recurse=False)]
-    return out
+    return [f"{mod_name}.{p}" for mod_name, module in backbone.named_modules() if is_norm(module)
+            for p, _ in module.named_parameters(recurse=False)]

@@ -202,7 +202,63 @@ def load_backbone(
     ``source`` on the result is ``"minilm"``, the hub id as given, or the absolute folder
     path, so a model config that stores it reloads from any working directory.
     """
-    from transformers import AutoConfig, AutoModel
+    checkpoint = read_checkpoint(name_or_path)
+    if layers is not None:
+        depth = int(checkpoint.config.num_hidden_layers)
+        if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= depth:
+            raise UrbanstError(f"layers={layers!r}: {checkpoint.name} has {depth} transformer layers; choose 1..{depth}")
+        checkpoint.keep_blocks(layers)
+    return checkpoint.backbone(checkpoint.pretrained_model(dtype), checkpoint.source)
+
+
+@dataclass
+class Checkpoint:
+    """A local checkpoint's folder, the name it was asked by, the source to remember it by, its config and family."""
+
+    name: str
+    folder: Path
+    source: str
+    config: object
+    family: str
+
+    def keep_blocks(self, layers: int) -> None:
+        """Build only the first ``layers`` transformer blocks (0: none)."""
+        self.config.num_hidden_layers = layers
+        if isinstance(getattr(self.config, "layer_types", None), list):
+            self.config.layer_types = self.config.layer_types[:layers]
+
+    def model_options(self) -> dict:
+        return {"add_pooling_layer": False} if self.family == "bert" else {}
+
+    def pretrained_model(self, dtype: torch.dtype = torch.float32) -> nn.Module:
+        """The Hugging Face base model with the checkpoint's weights, every block the config keeps."""
+        from transformers import AutoModel
+
+        with _quiet_transformers():
+            try:
+                model, info = AutoModel.from_pretrained(
+                    self.folder,
+                    config=self.config,
+                    local_files_only=True,
+                    use_safetensors=True,
+                    dtype=dtype,
+                    output_loading_info=True,
+                    **self.model_options(),
+                )
+            except (OSError, ValueError, RuntimeError) as err:
+                raise UrbanstError(f"could not load the language model in {self.name}: {err}") from None
+        missing = sorted(info.get("missing_keys") or [])
+        if missing:
+            raise UrbanstError(f"{self.name}: the checkpoint lacks weights of its own architecture, e.g. {missing[:5]}")
+        return model
+
+    def backbone(self, model: nn.Module, source: str) -> Backbone:
+        return Backbone(model, family=self.family, source=source, tokenizer=_load_tokenizer(self.folder))
+
+
+def read_checkpoint(name_or_path: str | os.PathLike | None = None) -> Checkpoint:
+    """The checkpoint ``name_or_path`` names (None: the embedded MiniLM), its config read, no weight loaded."""
+    from transformers import AutoConfig
 
     name = DEFAULT_NAME if name_or_path is None else str(name_or_path)
     folder, source = _resolve(name)
@@ -212,45 +268,12 @@ def load_backbone(
             config = AutoConfig.from_pretrained(folder, local_files_only=True)
         except (OSError, ValueError) as err:
             raise UrbanstError(f"{name}: not a readable Hugging Face checkpoint ({err})") from None
-        family = family_of(config, name)
-        depth = int(config.num_hidden_layers)
-        if layers is not None:
-            if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= depth:
-                raise UrbanstError(f"layers={layers!r}: {name} has {depth} transformer layers; choose 1..{depth}")
-            config.num_hidden_layers = layers
-            if isinstance(getattr(config, "layer_types", None), list):
-                config.layer_types = config.layer_types[:layers]
-        extra = {"add_pooling_layer": False} if family == "bert" else {}
-        try:
-            model, info = AutoModel.from_pretrained(
-                folder,
-                config=config,
-                local_files_only=True,
-                use_safetensors=True,
-                dtype=dtype,
-                output_loading_info=True,
-                **extra,
-            )
-        except (OSError, ValueError, RuntimeError) as err:
-            raise UrbanstError(f"could not load the language model in {name}: {err}") from None
-    missing = sorted(info.get("missing_keys") or [])
-    if missing:
-        raise UrbanstError(f"{name}: the checkpoint lacks weights of its own architecture, e.g. {missing[:5]}")
-    return Backbone(model, family=family, source=source, tokenizer=_load_tokenizer(folder))
+    return Checkpoint(name, folder, source, config, family_of(config, name))
 
 
 def backbone_depth(name_or_path: str | os.PathLike | None = None) -> int:
     """How many transformer layers the checkpoint has (reads its config only)."""
-    from transformers import AutoConfig
-
-    name = DEFAULT_NAME if name_or_path is None else str(name_or_path)
-    folder, _ = _resolve(name)
-    _require_safetensors(folder, name)
-    with _quiet_transformers():
-        try:
-            return int(AutoConfig.from_pretrained(folder, local_files_only=True).num_hidden_layers)
-        except (OSError, ValueError) as err:
-            raise UrbanstError(f"{name}: not a readable Hugging Face checkpoint ({err})") from None
+    return int(read_checkpoint(name_or_path).config.num_hidden_layers)
 
 
 def family_of(config, name: str = "model") -> str:

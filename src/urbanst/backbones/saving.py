@@ -5,7 +5,8 @@ How a model uses a backbone (st_llm, llm4hrs, urbangpt, urbanmind, airgpt):
 1. Its config dataclass inherits :class:`~urbanst.backbones.options.BackboneOptions`, which names the
    backbone and never holds its weights::
 
-       backbone: str | None = None         # "minilm" (None), a local checkpoint folder, or a cached hub id
+       backbone: str | None = None         # "minilm" (None), a local checkpoint folder, a cached hub id,
+                                           # or an ablation: "none", "random" (see urbanst.backbones.ablation)
        backbone_layers: int | None = None  # keep the first K blocks (ST-LLM: 6 of GPT-2's 12)
        backbone_policy: str = "frozen"     # frozen | ln_only | pfa:U | lora:R | full
 
@@ -39,6 +40,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from urbanst.backbones.ablation import build_form, split_form
 from urbanst.backbones.freezing import apply_freezing, lora_config, parse_policy, trained_parameter_names
 from urbanst.backbones.loading import Backbone, load_backbone
 from urbanst.errors import UrbanstError
@@ -55,9 +57,11 @@ def build_backbone(
     policy: str = "frozen",
     dtype: torch.dtype = torch.float32,
 ) -> Backbone:
-    """``load_backbone`` then ``apply_freezing``; a bad policy fails before anything loads."""
+    """``load_backbone`` (or, for ``none`` and ``random``, :func:`~urbanst.backbones.ablation.build_form`) then
+    ``apply_freezing``; a bad policy fails before anything loads."""
     parse_policy(policy)
-    return apply_freezing(load_backbone(name_or_path, layers=layers, dtype=dtype), policy)
+    load = build_form if split_form(name_or_path)[0] else load_backbone
+    return apply_freezing(load(name_or_path, layers=layers, dtype=dtype), policy)
 
 
 def backbone_state_to_save(backbone: Backbone, policy: str | None = None, *, prefix: str = "") -> dict[str, torch.Tensor]:
