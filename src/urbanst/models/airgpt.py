@@ -2,17 +2,20 @@
 
 Per history step, every station's features (scaled pollutants and their mask, the exogenous
 weather: z-scored series, wind direction as sin/cos, their mask, and the time of day as sin/cos)
-pass through a static distance graph and a dynamic wind graph (:mod:`urbanst.parts.encoders.stations`),
-fused by a gate, then attention over time and a SiLU feed-forward (:mod:`urbanst.parts.encoders.graph_fusion`).
+pass through a static distance graph and a dynamic wind graph between different stations
+(:mod:`urbanst.parts.encoders.stations`), fused by the formulas' gate, plus (``own_series``) the station's own
+features by a skip, then attention over time and a SiLU feed-forward (:mod:`urbanst.parts.encoders.graph_fusion`).
 One linear layer aligns each station's encoded history (with, by default, the periodic context: its
 values at the same slot one day / one week before each target step, and the weather assumed over the
 horizon, ``batch["exo_future"]``) to the LM width, plus the mean embedding of the station's name. The
 station tokens follow an instruction naming city, time span, weather and task
-(:mod:`urbanst.parts.prompts.weather`), and a backbone (default: the first layer of the embedded MiniLM,
-frozen) reads the sequence. A linear regression head maps each station's LM state to ``horizon x channels``.
+(:mod:`urbanst.parts.prompts.weather`), and a frozen backbone reads the sequence. A linear regression head
+maps each station's LM state to ``horizon x channels``.
 
-With ``anchor`` (default) the head predicts a correction to persistence (the last observed value),
-starting at zero, so training starts from the ``last`` baseline. ``graph = static | dynamic | both``
+Presets: ``cpu`` reads with the first block of the embedded MiniLM, adds the periodic context and anchors
+the head: it predicts a correction to persistence (the last observed value, :attr:`correction_of`), starting
+at zero, so training starts from the ``last`` baseline. ``paper`` reads with every block of the language
+model, the history and the weather only, and a plain head. ``graph = static | dynamic | both``
 chooses the graphs (``airgpt_static`` and ``airgpt_dynamic`` are the ablations). The dynamic
 graph needs the exogenous series ``wind_speed`` (m/s) and a wind direction (degrees, blowing FROM).
 Loss: masked MAE in scaled units. The frozen backbone is referenced by path and never saved. Faithful
@@ -22,6 +25,7 @@ explanations of its forecasts are in :mod:`urbanst.evaluation.explain`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from einops import rearrange
@@ -44,6 +48,7 @@ from urbanst.parts.prompts.weather import WeatherInstruction
 
 @dataclass
 class AirGPTConfig(BackboneOptions, SpecConfig):
+    preset: Literal["cpu", "paper"] = "cpu"
     attributes: list[str] = field(default_factory=list)
     city: str = ""
     unit_names: list[str] | None = None
@@ -54,6 +59,7 @@ class AirGPTConfig(BackboneOptions, SpecConfig):
     sigma_km: float | None = None  # static kernel width; None: std of the off-diagonal distances (written back)
     wind_sigma0_km: float | None = None  # dynamic kernel width in calm air; None: sigma_km
     wind_km_per_ms: float = KM_PER_MS_HOUR  # widening of the dynamic kernel per m/s of wind
+    own_series: bool = True  # a station's own features enter its encoding by a skip (the graphs hold only others)
     hidden: int = 32
     heads: int = 4
     use_periodic: bool = True
@@ -68,6 +74,7 @@ class AirGPT(STModel):
     config_class = AirGPTConfig
     default_lr = 1e-3
     ablation: dict = {}  # the config values an ablation fixes
+    presets = {"cpu": {}, "paper": {"backbone_layers": None, "use_periodic": False, "anchor": False}}
 
     def __init__(self, config: AirGPTConfig):
         super().__init__(config)
@@ -83,7 +90,7 @@ class AirGPT(STModel):
         self.backbone = config_backbone(c)
         width, N = self.backbone.hidden_size, c.num_units
         self.encoder = GraphFusionEncoder(step_width(c.num_channels, c.exogenous_names), c.hidden, c.history, c.graph,
-                                          c.heads, c.dropout)
+                                          c.heads, c.dropout, c.own_series)
         periodic = 2 * len(c.lags) * c.horizon * c.num_channels if c.use_periodic else 0
         future = c.horizon * weather_width(c.exogenous_names)
         self.align = nn.Linear(c.history * c.hidden + periodic + future, width)
@@ -96,6 +103,10 @@ class AirGPT(STModel):
     @classmethod
     def make_config(cls, spec: DataSpec, preset: str | None = None, **options):
         return super().make_config(spec, preset, **{**cls.ablation, **options})
+
+    @property
+    def correction_of(self) -> str | None:
+        return "last value" if self.config.anchor else None
 
     def init_from_data(self, spec: DataSpec) -> None:
         if spec.coords is None:

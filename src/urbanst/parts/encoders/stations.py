@@ -1,7 +1,8 @@
 """What a graph encoder of stations reads (AirGPT's): per history step, every station's features, a static
 distance graph and a dynamic wind graph (:mod:`urbanst.data.graphs` for the kernels and their conventions).
 
-Graphs here are receiver-normalised: row j holds the weights of the sources i that reach station j.
+Graphs here are receiver-normalised over the other stations: row j holds the weights of the sources i != j that
+reach station j (the diagonal is zero: a station's own series is not one of its neighbours).
 """
 
 from __future__ import annotations
@@ -57,13 +58,14 @@ def step_features(batch: dict, names: list[str]) -> torch.Tensor:
 
 class StationGraphs(nn.Module):
     """The stations' distances (km) and bearings (degrees, from i to j), and the static graph: a receiver-normalised
-    Gaussian kernel of the distances. Buffers, set by :meth:`locate` and saved with the weights."""
+    Gaussian kernel of the distances between different stations. Buffers, set by :meth:`locate` and saved with
+    the weights."""
 
     def __init__(self, num_units: int):
         super().__init__()
         self.register_buffer("distances", torch.zeros(num_units, num_units))
         self.register_buffer("bearings", torch.zeros(num_units, num_units))
-        self.register_buffer("static", torch.eye(num_units))
+        self.register_buffer("static", torch.zeros(num_units, num_units))
 
     def locate(self, coords: np.ndarray, coord_system: str, sigma_km: float | None) -> float:
         """Set the graphs from the stations' coordinates; returns the kernel width (``sigma_km``, or None: the
@@ -72,7 +74,7 @@ class StationGraphs(nn.Module):
         sigma_km = default_sigma(dist) if sigma_km is None else float(sigma_km)
         self.distances.copy_(dist)
         self.bearings.copy_(torch.as_tensor(bearings_deg(coords, coord_system), dtype=torch.float32))
-        self.static.copy_(normalise_rows(gaussian_kernel(dist, sigma_km)))
+        self.static.copy_(normalise_rows(others(gaussian_kernel(dist, sigma_km))))
         return sigma_km
 
     def dynamic(self, batch: dict, wind: tuple[int, int], sigma0_km: float, km_per_ms: float) -> torch.Tensor:
@@ -82,4 +84,9 @@ class StationGraphs(nn.Module):
         nan = torch.full((), float("nan"), dtype=exo.dtype, device=exo.device)
         speed, direction = torch.where(mask[..., s], exo[..., s], nan), torch.where(mask[..., d], exo[..., d], nan)
         graph = wind_graph(self.distances, self.bearings, speed, direction, sigma0_km, km_per_ms)
-        return normalise_rows(graph.transpose(-1, -2))
+        return normalise_rows(others(graph.transpose(-1, -2)))
+
+
+def others(graph: torch.Tensor) -> torch.Tensor:
+    """``graph [..., N, N]`` without its diagonal: the links between different stations only."""
+    return graph * (1 - torch.eye(graph.shape[-1], dtype=graph.dtype, device=graph.device))
