@@ -34,10 +34,11 @@ def city():
     return city_windows((3, 4))
 
 
-def build(city, backbone, **options):
+def build(city, backbone=None, preset=None, **options):
     task, data, _ = city
     torch.manual_seed(0)
-    return model_class("urbangpt").build(task.data_spec(data), backbone=backbone, **options)
+    return model_class("urbangpt").build(task.data_spec(data), preset, **({"backbone": backbone} if backbone else {}),
+                                         **options)
 
 
 def test_encoder_runs_on_any_number_of_regions():
@@ -56,8 +57,13 @@ def test_instruction_names_city_region_time_and_task(city, tiny_gpt2):
     assert "predict whether inflow, outflow occur in the next 3 hours" in model.instruction_text(3, 0)
 
 
-def test_packing_is_exact_for_a_causal_lm(city, tiny_gpt2):
-    model = build(city, tiny_gpt2).eval()
+@pytest.mark.parametrize("family", ["gpt2", "bert"])
+def test_predictions_do_not_depend_on_how_regions_are_packed(city, tiny_gpt2, family):
+    """One region per LM sequence or several: the same numbers, for a causal LM and for a bidirectional one (whose
+    shared prefix then never reads a region's part, packed or not; the embedded MiniLM, whose trained attention
+    is sharp enough to show it)."""
+    options = {"backbone": tiny_gpt2} if family == "gpt2" else {"backbone": "minilm", "backbone_layers": 2}
+    model = build(city, **options).eval()
     with torch.no_grad():
         model.head.w3.weight.normal_()  # not the zero start, so the LM states matter
         batch = city[2]["test"].__getitems__([0, 7])
@@ -127,3 +133,11 @@ def test_save_and_load_keep_the_frozen_lm_out_of_the_file(city, tiny_gpt2, tmp_p
     batch = city[2]["test"].__getitems__([0, 3])
     with torch.no_grad():
         torch.testing.assert_close(loaded(batch).prediction, model(batch).prediction, rtol=0, atol=0)
+
+
+def test_the_paper_preset_reads_the_whole_frozen_lm_and_a_plain_head(city):
+    cpu, paper = build(city), build(city, preset="paper")
+    assert (cpu.config.backbone_layers, cpu.correction_of) == (1, "seasonal naive")
+    c = paper.config
+    assert (c.backbone_layers, c.backbone_policy, c.anchor, c.use_periodic, paper.correction_of) == (6, "frozen", False, False, None)
+    assert not any(p.requires_grad for p in paper.backbone.parameters())

@@ -19,14 +19,18 @@ the encoder sees what seasonal naive uses; in the classify task also the history
 is tied to a region or to the number of regions: one set of weights runs on grids of any size
 (zero-shot across cities), and the instruction is rebuilt for the target city by ``set_target``.
 
-With ``anchor`` (default) the regression output is a correction to seasonal naive's forecast (the
-same slot a week earlier, else a day, else the last value), W3 starting at zero, so training
+With ``anchor`` the regression output is a correction to seasonal naive's forecast (the same slot a
+week earlier, else a day, else the last value; :attr:`correction_of`), W3 starting at zero, so training
 starts from seasonal naive instead of the mean (see ``st_llm``); ``anchor=False`` is the plain head.
+
+Presets: ``cpu`` (the default) reads with the first block of the embedded MiniLM, adds the periodic
+context and anchors the head. ``paper`` is the release: every block of the frozen language model (the
+MiniLM stands in for Vicuna-7B when no other checkpoint is given), the 12-step history alone, a plain head.
 
 Loss: forecast task, masked MAE in scaled units. Classify task: W3 has two outputs per target, the
 event logit and the scaled count; the loss is BCE on the events plus ``regression_weight`` x MAE on
 the scaled counts (UrbanGPT's joint loss). UrbanGPT's LM cross-entropy on generated text is
-omitted: urbanst reads numbers from the head, never from generated text. Training draws
+omitted in both presets, by design: urbanst reads numbers from the head, never from generated text. Training draws
 ``train_units`` regions per window each step (UrbanGPT trains on a subset of regions too);
 validation and evaluation cover every region.
 """
@@ -34,6 +38,7 @@ validation and evaluation cover every region.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import torch
 from einops import rearrange
@@ -56,6 +61,7 @@ ST_TOKENS = 2
 
 @dataclass
 class UrbanGPTConfig(BackboneOptions, SpecConfig):
+    preset: Literal["cpu", "paper"] = "cpu"
     grid_shape: list[int] | None = None
     attributes: list[str] = field(default_factory=list)
     city: str = ""
@@ -81,6 +87,7 @@ class UrbanGPT(STModel):
     default_lr = 2e-3
     unit_agnostic = True
     tasks = ("forecast", "classify")
+    presets = {"cpu": {}, "paper": {"backbone_layers": None, "use_periodic": False, "anchor": False}}
 
     def __init__(self, config: UrbanGPTConfig):
         super().__init__(config)
@@ -95,6 +102,10 @@ class UrbanGPT(STModel):
         self.instruction = UnitInstructions(c.template, MARKERS, ST_TOKENS, width, Context.of(c))
         outputs = 2 if c.task == "classify" else 1  # (scaled count, event logit) or the scaled value
         self.head = TwoBranchHead(ST_TOKENS * width, width, c.head_hidden, c.horizon, c.num_channels, outputs, c.anchor)
+
+    @property
+    def correction_of(self) -> str | None:
+        return "seasonal naive" if self.config.anchor and self.config.task == "forecast" else None
 
     def set_target(self, spec: DataSpec) -> None:
         self.instruction.set_context(Context.of(spec))

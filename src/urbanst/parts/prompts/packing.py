@@ -7,10 +7,10 @@ the unit's projected ST tokens go; the other markers are learned embeddings of t
 vocabulary is never resized).
 
 Packing (``group`` units per LM sequence): the prefix is computed once per group of units of a window,
-followed by their parts; a 4-D mask lets each part see the prefix and itself only, and position ids restart
-after the prefix for every part. For a causal LM (GPT-2, LLaMA) this is exactly the separate instructions;
-for a bidirectional one (BERT, MiniLM) the prefix does not read the unit parts. ``group=1`` gives plain
-separate instructions.
+followed by their parts; a 4-D mask lets each part see the prefix and itself only, the prefix only itself,
+and position ids restart after the prefix for every part. Every unit's states are then those of its own
+instruction read alone, whatever ``group`` is: for a causal LM (GPT-2, LLaMA) as it would read it, for a
+bidirectional one (BERT, MiniLM) with the prefix encoded before, never reading, the unit's part.
 """
 
 from __future__ import annotations
@@ -104,10 +104,7 @@ def read_packed(backbone, prefix: torch.Tensor, prefix_mask: torch.Tensor, part:
 def _structure(Lp: int, Lr: int, group: int, causal: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Who may attend to whom in a packed sequence ``[1, 1, L, L]``, and the position ids ``[1, L]``."""
     segment = torch.cat([torch.zeros(Lp, dtype=torch.long), torch.arange(1, group + 1).repeat_interleave(Lr)])
-    if group == 1 and not causal:  # one plain instruction: everything reads everything
-        allowed = torch.ones(len(segment), len(segment), dtype=torch.bool)
-    else:  # the prefix reads itself; a part reads the prefix and itself
-        allowed = (segment[None, :] == 0) | (segment[None, :] == segment[:, None])
+    allowed = (segment[None, :] == 0) | (segment[None, :] == segment[:, None])  # the prefix, and one's own part
     if causal:
         allowed &= torch.ones(len(segment), len(segment), dtype=torch.bool).tril()
     allowed |= torch.eye(len(segment), dtype=torch.bool)  # no query is left without a key (padding rows)
