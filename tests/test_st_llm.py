@@ -113,3 +113,52 @@ def test_cli_fit_and_benchmark_with_a_local_backbone(capsys, tmp_path, tiny_gpt2
     text, err = capsys.readouterr()
     assert code == 0, err
     assert "| last (b)" in text and "| st_llm" in text
+
+
+# -- presets and the language-model ablations -------------------------------------------------------
+def test_presets_cpu_by_default_paper_as_released_user_options_win(city):
+    task, data, _ = city
+    cpu = model_class("st_llm").build(task.data_spec(data))
+    assert (cpu.preset, cpu.config.backbone_layers, cpu.config.backbone_policy, cpu.correction_of) == \
+        ("cpu", 2, "pfa:1", "seasonal naive")
+    paper = model_class("st_llm").build(task.data_spec(data), "paper")
+    c = paper.config
+    assert (c.preset, c.backbone_layers, c.backbone_policy, c.embed_dim, c.use_periodic) == ("paper", 6, "pfa:1", 256, False)
+    assert paper.correction_of is None and paper.stages()[0].name == "train"
+    anchored = model_class("st_llm").build(task.data_spec(data), "paper", anchor=True, backbone_layers=3)
+    assert anchored.correction_of == "seasonal naive" and anchored.config.backbone_layers == 3
+
+
+def test_a_random_language_model_reloads_to_identical_predictions(city, tmp_path):
+    """Its frozen weights are drawn from a fixed seed, so a reloaded model rebuilds them; only what trains is saved."""
+    model = model_class("st_llm").build(city[0].data_spec(city[1]), backbone="random")
+    assert (model.config.backbone, model.config.backbone_layers) == ("random", 2)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.01 * torch.randn_like(p))
+    model.scaler = city[2]["train"].series.scaler
+    model.save_pretrained(tmp_path / "m")
+    saved = load_file(str(tmp_path / "m" / "model.safetensors"))
+    assert {k for k in saved if k.startswith("backbone.")} == \
+        {n for n, p in model.named_parameters() if p.requires_grad and n.startswith("backbone.")}
+    torch.manual_seed(123)  # another global random state: the draw does not depend on it
+    again = STModel.from_pretrained(tmp_path / "m").eval()
+    batch = city[2]["test"].__getitems__([0, 1])
+    with torch.no_grad():
+        assert torch.equal(model.eval()(batch).prediction, again(batch).prediction)
+
+
+def test_no_language_model_leaves_the_rest_as_it_was(city):
+    task, data, windows = city
+    pretrained = model_class("st_llm").build(task.data_spec(data))
+    none = model_class("st_llm").build(task.data_spec(data), backbone="none")
+    assert (none.config.backbone, none.config.backbone_layers, none.backbone.num_layers) == ("none", 0, 0)
+    own = {n: p.shape for n, p in pretrained.named_parameters() if not n.startswith("backbone.")}
+    assert {n: p.shape for n, p in none.named_parameters() if not n.startswith("backbone.")} == own
+    assert {n for n, p in none.named_parameters() if p.requires_grad and n.startswith("backbone.")} == {
+        "backbone.model.embeddings.position_embeddings.weight", "backbone.model.embeddings.LayerNorm.weight",
+        "backbone.model.embeddings.LayerNorm.bias"}
+    loss = task.loss(none.train(), windows["train"].__getitems__(list(range(8))))
+    loss.backward()
+    assert none.head.weight.grad.abs().sum() > 0  # (the head starts at zero: nothing before it moves at first)
