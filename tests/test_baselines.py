@@ -423,3 +423,23 @@ def test_seasonal_naive_says_how_often_its_lag_was_missing():
     record = {"model": "seasonal_week", "family": "baseline", "metrics": {"mae": 1.0, "fallback_share": 1.0}}
     assert row_label(record) == "seasonal_week (b) (lag missing: last value for 100%)"
     assert row_label({**record, "metrics": {"mae": 1.0, "fallback_share": 0.0}}) == "seasonal_week (b)"
+
+
+def test_fracast_reads_its_context_and_falls_back_where_it_has_too_little():
+    # a daily cycle: the foundation model, reading a week before the origin, follows it; a unit observed only in
+    # the last 6 steps has too little context and gets its last value, marked as fallback
+    T = 3 * 7 * 24
+    hours = np.arange(T)[:, None, None]
+    values = np.repeat(10 + 5 * np.sin(2 * np.pi * hours / 24), 2, axis=1).astype(np.float64)
+    values[: T - 6, 1] = np.nan
+    data = series(values)
+    task = ForecastTask(history=12, horizon=6)
+    model = model_class("fracast").build(task.data_spec(data), context=168)
+    model.scaler = task.fit_scaler(data)
+    test = task.windows(data, model.scaler)["test"]
+    batch = test.with_context(168).__getitems__([len(test) - 1])
+    assert batch["context"].shape == (1, 168, 2, 1)
+    output = model(batch)
+    truth = (torch.as_tensor(values[T - 6:, 0, 0]) - float(model.scaler.mean[0])) / float(model.scaler.std[0])
+    assert not output.fallback[0, :, 0].any() and output.fallback[0, :, 1].all()
+    assert float((output.prediction[0, :, 0, 0] - truth).abs().max()) < 0.2  # scaled units; the cycle's range is ~2

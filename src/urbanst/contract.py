@@ -14,6 +14,7 @@ lags); the windows of :mod:`urbanst.data.windows` build it:
     periodic_mask  [B, K, P, N, C]  (always at or before the last input step)
     periodic_inputs       [B, K, H, N, C]  the same one day / week before each input step
     periodic_inputs_mask  [B, K, H, N, C]
+    context, context_mask [B, L, N, C]  the L steps before the origin, for a model that asks (``context_steps``)
     time_of_day    [B, H + P]       in [0, 1)
     day_of_week    [B, H + P]       Monday = 0
     origin         [B]              index of the first target step in the series

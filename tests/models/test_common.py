@@ -59,7 +59,7 @@ def zoo(tiny_gpt2, tmp_path_factory):
         model.scaler = scaler
         if not model.trains_by_gradient:
             model.fit_closed_form(windows["train"])
-        test = windows["test"]
+        test = windows["test"].with_context(model.context_steps) if model.context_steps else windows["test"]
         probe = test.__getitems__(list(range(min(4, len(test)))))
         out[name] = (task, windows, model, probe)
     return out

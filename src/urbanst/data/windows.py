@@ -77,6 +77,7 @@ class ForecastWindows(Dataset):
         self.horizon = horizon
         self.lags = lags
         self.future_exogenous = future_exogenous
+        self.context = 0  # steps before the origin a batch also carries (``context``), for models that read far back
 
     def __len__(self) -> int:
         return len(self.origins)
@@ -89,6 +90,14 @@ class ForecastWindows(Dataset):
         """The same windows over the same series at other forecast origins."""
         view = copy.copy(self)
         view.origins = torch.as_tensor(np.asarray(origins, dtype=np.int64))
+        return view
+
+    def with_context(self, steps: int) -> ForecastWindows:
+        """The same windows whose batches also hold the ``steps`` steps before each origin (``context``,
+        ``context_mask``; steps before the series start are unobserved): for a model that reads further back
+        than the history, as a time-series foundation model does."""
+        view = copy.copy(self)
+        view.context = steps
         return view
 
     def steps(self, indices) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -118,11 +127,14 @@ class ForecastWindows(Dataset):
             batch["periodic_inputs"], batch["periodic_inputs_mask"] = self._looked_up(past[:, None, :] - lags[None, :, None])
         if s.exogenous is not None:
             batch.update(s.exogenous.window(past, future, self.future_exogenous))
+        if self.context:
+            look = origin[:, None] + torch.arange(-self.context, 0)
+            batch["context"], batch["context_mask"] = self._looked_up(look)
         return batch
 
 
     def _looked_up(self, look: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scaled values and their mask at the steps ``look [B, K, S]``; like x, 0 wherever the mask is False,
+        """Scaled values and their mask at the steps ``look`` (``[B, ...]``); like x, 0 wherever the mask is False,
         including steps before the series start."""
         s = self.series
         valid = look >= 0

@@ -135,8 +135,10 @@ def score(model: STModel, prepared: Prepared, train_seconds: float, progress: bo
     check_applicable(model, prepared.data)
     model.set_target(prepared.task.data_spec(prepared.data))
     cfg = prepared.config
-    result, adaptation = evaluate_adapted(model, prepared.task, prepared.windows[split], cfg.adaptation, split,
-                                          progress)
+    windows = prepared.windows[split]
+    if model.context_steps:  # a model that reads further back than the history (a foundation model)
+        windows = windows.with_context(model.context_steps)
+    result, adaptation = evaluate_adapted(model, prepared.task, windows, cfg.adaptation, split, progress)
     metrics = result.metrics
     record = ResultRecord(
         model=model.name,
@@ -162,7 +164,7 @@ def score(model: STModel, prepared: Prepared, train_seconds: float, progress: bo
         test_windows=len(prepared.windows[split]),
         sources=prepared.setting["sources"],
         channels=list(prepared.data.attributes),
-        notes=_notes(prepared, adaptation),
+        notes=_notes(prepared, adaptation, model.context_steps),
         tta_steps=cfg.tta_steps,
         tta_windows=adaptation,
         **(training or describe_training(model, [])),
@@ -170,12 +172,13 @@ def score(model: STModel, prepared: Prepared, train_seconds: float, progress: bo
     return record.to_dict(), result
 
 
-def _notes(prepared: Prepared, adaptation: dict) -> str:
-    """The setting's note, test-time adaptation if any, and, for data with exogenous series, how the weather
-    over the horizon was filled."""
+def _notes(prepared: Prepared, adaptation: dict, context: int = 0) -> str:
+    """The setting's note, test-time adaptation if any, how far back a model read beyond the history, and, for
+    data with exogenous series, how the weather over the horizon was filled."""
     tta = (f"test-time adaptation: {adaptation['steps']} steps of masked reconstruction, {adaptation['read']}; "
            "targets never read") if adaptation else ""
-    parts = [prepared.setting.get("note", ""), tta, prepared.task.exogenous_note(prepared.data)]
+    reads = f"reads the {context} steps before each forecast origin (beyond the history)" if context else ""
+    parts = [prepared.setting.get("note", ""), tta, reads, prepared.task.exogenous_note(prepared.data)]
     return "; ".join(p for p in parts if p)
 
 

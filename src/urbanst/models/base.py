@@ -131,6 +131,11 @@ class STModel(nn.Module):
         return self.config.preset if self.presets else None
 
     @property
+    def context_steps(self) -> int:
+        """Steps before the origin it reads beyond the history (batches then carry ``context``); 0 for most."""
+        return 0
+
+    @property
     def correction_of(self) -> str | None:
         """The baseline whose forecast this model corrects (a learned correction added to it), or None."""
         return None

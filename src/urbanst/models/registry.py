@@ -20,6 +20,7 @@ ZOO = {
     "locf": "urbanst.models.baselines.impute:LOCF",
     "linear": "urbanst.models.baselines.impute:LinearInterpolation",
     "idw": "urbanst.models.baselines.impute:IDW",
+    "fracast": "urbanst.models.fracast:Fracast",
     # deep models
     "stid": "urbanst.models.stid:STID",
     "unist": "urbanst.models.unist:UniST",
