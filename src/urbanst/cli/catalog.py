@@ -10,11 +10,18 @@ from urbanst.errors import UrbanstError
 
 
 def models(args) -> int:
+    from urbanst.models.base import read_model_meta
+    from urbanst.models.pretrained import PREFIX, model_folder, shipped
     from urbanst.models.registry import model_class, model_names
 
     if args.models_command == "info":
         return model_info(args)
     rows = [[name, model_class(name).family, first_line(model_class(name).__doc__)] for name in model_names()]
+    for name in shipped():
+        meta = read_model_meta(PREFIX + name)
+        corpus = ", ".join(meta.get("pretrained_on", [])) or "unknown corpus"
+        rows.append([PREFIX + name, "checkpoint", f"{meta['model']} pre-trained on {corpus} (card: "
+                     f"{model_folder(PREFIX + name) / 'card.md'})"])
     print_rows(["model", "family", "description"], rows)
     return 0
 

@@ -74,8 +74,9 @@ def build_model(name: str, prepared: Prepared, init: str | Path | None = None, p
 
 
 def check_applicable(model: STModel, data: STData) -> None:
-    """A model built for the data's shape (a ``SpecConfig``) runs on as many channels, and, unless it is
-    ``unit_agnostic``, on the units it was built for; a model that reads any shape (naive, ridge) runs anywhere."""
+    """A model built for the data's shape (a ``SpecConfig``) runs, unless it is ``channel_agnostic``, on as many
+    channels, and, unless it is ``unit_agnostic``, on the units it was built for; a model that reads any shape
+    (naive, ridge) runs anywhere."""
     config = model.config
     if not isinstance(config, SpecConfig):
         return
@@ -84,7 +85,7 @@ def check_applicable(model: STModel, data: STData) -> None:
             f"model {model.name!r} has weights for {config.num_units} units and cannot run on {data.name!r} with "
             f"{data.num_units}; use a model that transfers across unit sets (e.g. unist) for this pair"
         )
-    if config.num_channels != data.num_channels:
+    if config.num_channels != data.num_channels and not model.channel_agnostic:
         raise UrbanstError(f"model {model.name!r} was built for {config.num_channels} channels, {data.name!r} has "
                            f"{data.num_channels}")
 
@@ -202,7 +203,8 @@ def prepare_saved(model_dir: str | Path, dataset: str, data_dir: str | None = No
     On the dataset it was trained on, the model's saved scaler is used; on any other dataset the
     target is scaled by its own training split, as in zero-shot transfer, and the setting says so."""
     model = STModel.from_pretrained(model_dir)
-    trained = read_model_meta(model_dir).get("trained_on", {})
+    meta = read_model_meta(model_dir)
+    trained = meta.get("trained_on", {})
     if not isinstance(trained, dict) or not all(isinstance(trained.get(k, ""), str) for k in ("dataset", "task", "split")) \
             or not isinstance(trained.get("task_options", {}), dict):
         raise UrbanstError(
@@ -223,7 +225,7 @@ def prepare_saved(model_dir: str | Path, dataset: str, data_dir: str | None = No
     model.set_target(task.data_spec(data))
     setting = {
         "shots": trained.get("shots", "full") if same_data else "zero",
-        "sources": trained.get("sources", []) if same_data else [trained.get("dataset", "unknown")],
+        "sources": trained.get("sources", []) if same_data else meta.get("pretrained_on") or [trained.get("dataset", "unknown")],
         "scale": "the model's saved scaler" if same_data else f"{SCALE_TEXT} of {data.name} (model trained elsewhere)",
         "train_windows": 0,
     }

@@ -29,6 +29,7 @@ from urbanst.data.scalers import StandardScaler
 from urbanst.errors import UrbanstError
 from urbanst.io import atomic_dir, write_json_atomic
 from urbanst.models.config import check_field_types
+from urbanst.models.pretrained import model_folder
 from urbanst.models.registry import model_class
 
 CONFIG_FILE = "config.json"
@@ -131,6 +132,11 @@ class STModel(nn.Module):
         return self.config.preset if self.presets else None
 
     @property
+    def channel_agnostic(self) -> bool:
+        """True when one set of weights reads any number of channels (each its own series)."""
+        return False
+
+    @property
     def context_steps(self) -> int:
         """Steps before the origin it reads beyond the history (batches then carry ``context``); 0 for most."""
         return 0
@@ -212,6 +218,8 @@ class STModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> STModel:
+        """A saved model from its folder, or a shipped checkpoint named ``pretrained:NAME``."""
+        directory = model_folder(directory)
         meta = read_model_meta(directory)
         model_cls = model_class(meta["model"])
         if cls is not STModel and not issubclass(model_cls, cls):
@@ -272,7 +280,7 @@ def _construct(model_cls: type[STModel], config, source: str) -> STModel:
 
 
 def read_model_meta(directory: str | Path) -> dict:
-    directory = Path(directory)
+    directory = model_folder(directory)
     if not directory.is_dir():
         raise UrbanstError(f"model directory not found: {directory}; {_SAVED_HINT}")
     weights = directory / WEIGHTS_FILE

@@ -1,0 +1,46 @@
+"""Shipped checkpoints by name: ``pretrained:NAME`` wherever a saved model folder is accepted."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from urbanst.cli import main
+from urbanst.data.splits import SplitRule
+from urbanst.data.synthetic import make_city
+from urbanst.errors import UrbanstError
+from urbanst.models import pretrained
+from urbanst.models.base import STModel
+from urbanst.models.registry import model_class
+from urbanst.tasks import make_task
+
+
+@pytest.fixture
+def shipped(tmp_path, monkeypatch):
+    """A package folder holding one checkpoint, a tiny unist pre-trained on a synthetic city."""
+    data = make_city("grid", grid=(4, 4), weeks=3, seed=3, name="corpus_city")
+    task = make_task("forecast", 12, 12, SplitRule())
+    model = model_class("unist").build(task.data_spec(data))
+    model.save_pretrained(tmp_path / "tiny", extra={"pretrained_on": ["corpus_city"],
+                                                    "trained_on": {"dataset": "corpus_city", "task": "forecast"}})
+    monkeypatch.setattr(pretrained, "SHIPPED", tmp_path)
+    return model
+
+
+def test_a_shipped_checkpoint_loads_by_name_and_is_listed(shipped, capsys):
+    loaded = STModel.from_pretrained("pretrained:tiny")
+    assert loaded.name == "unist" and loaded.num_parameters() == shipped.num_parameters()
+    assert main(["models", "list"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("pretrained:tiny"))
+    assert "unist pre-trained on corpus_city" in line and "card.md" in line
+    with pytest.raises(UrbanstError, match="no shipped checkpoint 'pretrained:huge'; shipped: pretrained:tiny"):
+        STModel.from_pretrained("pretrained:huge")
+
+
+def test_evaluate_scores_a_shipped_checkpoint_zero_shot(shipped, tmp_path, capsys):
+    code = main(["evaluate", "--model", "pretrained:tiny", "--dataset", "synthetic_region", "--output",
+                 str(tmp_path / "eval"), "--data-dir", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    record = json.loads((tmp_path / "eval" / "results.json").read_text())[0]
+    assert record["shots"] == "zero" and record["sources"] == ["corpus_city"] and record["train_windows"] == 0
