@@ -69,8 +69,20 @@ def build_model(name: str, prepared: Prepared, init: str | Path | None = None, p
         model.start_finetune(prepared.spec)
     else:
         model = model_class(name).build(prepared.spec, preset, **options)
+    check_channels(model, prepared)
     model.scaler = prepared.scaler
     return model
+
+
+def check_channels(model: STModel, prepared: Prepared) -> None:
+    """Transfer between channel sets needs a model that reads any number of channels."""
+    if not prepared.setting["sources"] or model.channel_agnostic:
+        return
+    if prepared.spec.num_channels != prepared.data.num_channels:
+        raise UrbanstError(f"{model.name!r} reads the channels it was built for: source {prepared.spec.dataset!r} has "
+                           f"{prepared.spec.num_channels} {prepared.spec.attributes}, target {prepared.data.name!r} has "
+                           f"{prepared.data.num_channels} {list(prepared.data.attributes)}; transfer needs the same "
+                           "channels, or a model that reads any (unist with channels=separate)")
 
 
 def check_applicable(model: STModel, data: STData) -> None:

@@ -48,14 +48,10 @@ class Task:
         return scaler, windows, f"few-shot: trained on the most recent {keep} of {total} training windows (ratio {ratio:g})"
 
     def source_windows(self, sources: list[STData], target: STData) -> tuple:
-        """``(train, val)`` windows of the zero-shot sources, each scaled by its own training split."""
+        """``(train, val)`` windows of the zero-shot sources, each scaled by its own training split (a batch never
+        mixes sources, so they may differ in units and channels; whether a model reads them is the model's)."""
         train, val = [], []
         for source in sources:
-            if source.num_channels != target.num_channels:
-                raise UrbanstError(
-                    f"source {source.name!r} has {source.num_channels} channels {source.attributes}, target "
-                    f"{target.name!r} has {target.num_channels} {target.attributes}: transfer needs the same channels"
-                )
             windows = self.windows(source, self.fit_scaler(source), splits=("train", "val"))
             train.append(windows["train"])
             val.append(windows["val"])
