@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import replace
 
 import pytest
@@ -157,3 +158,15 @@ def test_pretrain_on_two_cities_then_fine_tune_on_one(tiny_gpt2, tmp_path, capsy
     record = json.loads((tmp_path / "tuned" / "results.json").read_text())[0]
     assert record["dataset"] == "synthetic_region" and math.isfinite(record["metrics"]["mae"])
 
+
+
+def test_the_paper_preset_pretrains_by_masked_reconstruction_then_forecasts(city):
+    task, data, _ = city
+    cpu = model_class("urbanmind").build(task.data_spec(data))
+    assert [s.name for s in cpu.stages()] == ["train"] and cpu.correction_of == "seasonal naive"
+    paper = model_class("urbanmind").build(task.data_spec(data), "paper")
+    assert [(s.name, s.pretrain, s.share) for s in paper.stages()] == [("pretrain", True, 0.5), ("train", False, 0.5)]
+    c = paper.config
+    assert (c.backbone_layers, c.backbone_policy, c.anchor, c.use_periodic, paper.correction_of) == (6, "last:4", False, False, None)
+    trained = {n for n, p in paper.backbone.named_parameters() if p.requires_grad}
+    assert trained and all(re.match(r"model\.encoder\.layer\.[2-5]\.", n) for n in trained)  # the last 4 blocks whole
