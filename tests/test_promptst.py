@@ -292,3 +292,33 @@ def test_prompt_stage_trains_a_small_fraction_of_the_parameters():
     assert prompt["trainable"] == prompt["prompt_tokens[inflow]"] + prompt["prompt_head[inflow]"]
     assert prompt["trainable"] < 0.15 * prompt["total"]
     assert prompt["prompt_tokens[inflow]"] < 0.1 * shared["trainable"]
+
+
+# ----------------------------------------------------------------------------------------
+# presets and stages
+# ----------------------------------------------------------------------------------------
+def test_paper_preset_reads_one_token_per_step_and_no_periodic_values(city):
+    data, task, scaler, windows = city
+    paper = model_class("promptst").build(task.data_spec(data), "paper")
+    c = paper.config
+    assert (c.preset, c.patch_len, c.spatial_on, c.use_periodic, c.d_model) == ("paper", 1, "all", False, 32)
+    assert paper.tokens.seq_len == task.history + 1 and paper.correction_of is None
+    assert model_class("promptst").build(task.data_spec(data)).config.preset == "cpu"
+
+
+@pytest.mark.parametrize("preset", ["cpu", "paper"])
+def test_both_presets_train_the_shared_stage_then_prompts(preset, tmp_path):
+    from tests.test_unist import small_protocol
+    from urbanst.engine.runs import build_model, run_model
+
+    prepared = small_protocol(tmp_path, "synthetic_grid")
+    cfg = quick(max_epochs=1, output=tmp_path / "run")
+    model, record, _, stages = run_model("promptst", prepared, cfg, preset=preset, **SMALL)
+    assert [s["name"] for s in record["stages"]] == ["shared", "prompt"] and record["preset"] == preset
+    assert model.config.stage == "prompt" and model.config.tuning_attributes == model.config.attributes
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("prompts.") for n in trainable)
+    model.save_pretrained(tmp_path / "model")
+    loaded = build_model("promptst", prepared, init=tmp_path / "model")
+    assert [s.name for s in loaded.stages()] == ["prompt"], "a model in stage prompt goes on with it only"
+    assert loaded.config.tuning_attributes == model.config.tuning_attributes

@@ -235,6 +235,11 @@ def test_an_anchored_unist_starts_at_seasonal_naive():
     batch = windows["test"].__getitems__([0, 5, 9])
     with torch.no_grad():
         assert torch.allclose(model(batch).prediction, seasonal(batch).prediction)
+        for p in model.parameters():  # as after pre-training, whose head rebuilt values
+            p.add_(0.1 * torch.randn_like(p))
+        assert not torch.allclose(model(batch).prediction, seasonal(batch).prediction)
+        model.start_prompt_tuning()
+        assert torch.allclose(model(batch).prediction, seasonal(batch).prediction), "prompt tuning starts there again"
 
 
 @pytest.mark.parametrize("kind", ["grid", "region"])
@@ -340,3 +345,46 @@ def test_block_mask_on_regions_hides_a_graph_neighbourhood():
         arc = torch.zeros(16, dtype=torch.bool)
         arc[position[hidden.nonzero().ravel()]] = True
         assert int(arc.sum()) == 8 and int((arc != arc.roll(1)).sum()) == 2, "one arc of adjacent units"
+
+
+# -- presets and stages ------------------------------------------------------------------------
+
+
+def small_protocol(tmp_path, dataset="synthetic_region"):
+    """A prepared protocol on a synthetic city, cut to a few windows so that an epoch takes a moment."""
+    import dataclasses
+
+    from torch.utils.data import Subset
+
+    from urbanst.engine.experiment import ExperimentConfig, prepare
+
+    prepared = prepare(ExperimentConfig(dataset, history=6, horizon=6, data_dir=str(tmp_path / "data")))
+    return dataclasses.replace(prepared, train_windows=Subset(prepared.train_windows, range(48)),
+                               val_windows=Subset(prepared.val_windows, range(16)))
+
+
+def test_presets_name_the_paper_configuration_and_the_cpu_one():
+    spec = ForecastTask(12, 12).data_spec(make_city("grid", grid=(4, 4), weeks=1, seed=1))
+    paper, cpu = UniST.build(spec, "paper"), UniST.build(spec)
+    c = paper.config
+    assert (c.preset, c.dims[:3], c.patch_t, c.channels, c.loss, c.anchor, c.prompt_residual) == \
+        ("paper", (128, 6, 4), 2, "separate", "mse", False, False)
+    assert paper.default_lr == 3e-4 and paper.correction_of is None
+    assert cpu.preset == "cpu" and cpu.correction_of == "seasonal naive" and cpu.config.size == "tiny"
+    assert UniST.build(spec, "paper", anchor=True).correction_of == "seasonal naive", "options win over the preset"
+
+
+@pytest.mark.parametrize("preset", ["cpu", "paper"])
+def test_both_presets_pretrain_then_prompt_tune(tmp_path, preset):
+    from urbanst.engine.runs import build_model, run_model
+
+    prepared = small_protocol(tmp_path)
+    cfg = TrainConfig(max_epochs=1, batch_size=16, progress=False, output=tmp_path / "run")
+    model, record, _, stages = run_model("unist", prepared, cfg, preset=preset, size="tiny")
+    assert [s["name"] for s in record["stages"]] == ["pretrain", "prompt_tuning"] and record["preset"] == preset
+    assert [name for name, _ in stages] == ["pretrain", "prompt_tuning"]
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("prompt.", "head")) for n in trainable)
+    model.save_pretrained(tmp_path / "model")
+    loaded = build_model("unist", prepared, init=tmp_path / "model")
+    assert [s.name for s in loaded.stages()] == ["prompt_tuning"], "fit --init: pre-trained already"
