@@ -83,7 +83,7 @@ def test_tiny_report_tables_equal_the_benchmark_command(tmp_path, capsys):
     assert [r["per_step"] for r in records] == [r["per_step"] for r in direct]
 
     folder = tmp_path / "report" / entry.key
-    for png in ("error_per_step.png", "forecasts.png", "training_curves.png"):
+    for png in ("error_per_step.png", "forecasts.png", "error_map.png", "training_curves.png"):
         assert (folder / png).read_bytes()[:4] == b"\x89PNG"
         assert f"]({entry.key}/{png})" in report
     assert not list(folder.glob("runs/*/checkpoints")), "the report keeps logs, not weights"

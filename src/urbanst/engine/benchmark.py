@@ -9,7 +9,7 @@ from urbanst.engine.adapt import check_adaptable
 from urbanst.engine.experiment import ExperimentConfig, prepare, trained_on
 from urbanst.engine.runs import backbone_options, check_task, run_model
 from urbanst.engine.train import TrainConfig
-from urbanst.evaluation.plots import plot_ablation, plot_error_per_step, plot_events, plot_forecasts
+from urbanst.evaluation.plots import plot_ablation, plot_error_map, plot_error_per_step, plot_events, plot_forecasts
 from urbanst.evaluation.tables import ablation_table, channel_table, protocol_line, results_table
 from urbanst.errors import UrbanstError
 from urbanst.io import write_json_atomic, write_text_atomic
@@ -57,7 +57,7 @@ def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
     transfer = prepare(cfg)
     target_own = prepare(replace(cfg, shots="full", few_ratio=None, sources=[])) if cfg.shots != "full" else transfer
     target_own = replace(target_own, config=replace(target_own.config, tta_steps=0))
-    records, samples = [], {}
+    records, samples, unit_errors = [], {}, {}
     for name, form in runs(models, cfg):
         prepared = target_own if model_class(name).family == "baseline" else transfer
         run = name if form is None else f"{name}-{form}-lm"
@@ -72,8 +72,9 @@ def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
             model.save_pretrained(train_cfg.output / "model", extra={"trained_on": trained_on(prepared)})
         records.append(record)
         samples[run] = evaluation.sample
+        unit_errors[run] = evaluation.metrics.get("per_unit")
     if cfg.output is not None:
-        write_outputs(records, samples, target_own.data, Path(cfg.output))
+        write_outputs(records, samples, target_own.data, Path(cfg.output), unit_errors)
     return records
 
 
@@ -88,10 +89,14 @@ def runs(models: list[str], cfg: BenchmarkConfig) -> list[tuple[str, str | None]
     return [(name, form) for name in models for form in ((None, "random", "none") if name in with_lm else (None,))]
 
 
-def write_outputs(records: list[dict], samples: dict, data, output: Path) -> None:
+def write_outputs(records: list[dict], samples: dict, data, output: Path, unit_errors: dict | None = None) -> None:
+    """results.json, results.md and the plots; ``unit_errors``: each run's ``per_unit`` errors (error_map.png)."""
     output.mkdir(parents=True, exist_ok=True)
     write_json_atomic(output / "results.json", records)
     events = "macro_f1" in records[0]["metrics"]
+    panels = error_map_panels(records, unit_errors or {})
+    if panels:
+        plot_error_map(panels, data, 0, output / "error_map.png")
     ablation = bool(ablation_table(records))
     if ablation:
         plot_ablation(records, output / "lm_ablation.png", metric="macro_f1" if events else "mae")
@@ -116,5 +121,23 @@ def write_outputs(records: list[dict], samples: dict, data, output: Path) -> Non
         "",
         "![forecasts against truth](forecasts.png)" if not events else "![event probabilities against observed events](forecasts.png)",
         "",
+        *(["![test MAE per unit on the city's layout](error_map.png)", ""] if panels else []),
     ]
     write_text_atomic(output / "results.md", "\n".join(text))
+
+
+def error_map_panels(records: list[dict], unit_errors: dict, most: int = 6) -> dict[str, list]:
+    """Panel title -> MAE per unit of the first channel, for the runs to map: the best baseline and the best trained
+    model on that channel first, then the others by it, ``most`` in all; empty for runs without per-unit errors."""
+    runs = [(run, record) for run, record in zip(unit_errors, records) if unit_errors[run] is not None]
+    ranked = sorted(runs, key=lambda item: _first_channel_mae(item[1]))
+    best = [next((item for item in ranked if (item[1]["family"] == "baseline") == baseline), None) for baseline in (True, False)]
+    chosen = [item for item in best if item is not None]
+    chosen += [item for item in ranked if item not in chosen][: most - len(chosen)]
+    return {f"{run}{' (b)' if record['family'] == 'baseline' else ''}: MAE {_first_channel_mae(record):.3f} over all units":
+            [row[0] for row in unit_errors[run]["mae"]] for run, record in chosen}
+
+
+def _first_channel_mae(record: dict) -> float:
+    value = (record.get("per_channel", {}).get("mae") or [record["metrics"]["mae"]])[0]
+    return float("inf") if value is None else value

@@ -36,7 +36,7 @@ from torchmetrics.utilities.data import dim_zero_cat
 
 from urbanst.errors import UrbanstError
 
-__all__ = ["ClassificationMetrics", "RegressionMetrics"]
+__all__ = ["ClassificationMetrics", "RegressionMetrics", "UnitErrors"]
 
 REGRESSION_KEYS = ("mae", "rmse", "mape", "wape", "count", "mape_count")
 CLASSIFICATION_STEP_KEYS = ("recall", "precision", "f1", "macro_f1", "accuracy", "positive_rate", "count")
@@ -253,6 +253,44 @@ class RegressionMetrics(Metric):
             result["per_channel"] = self._summary(*(s.sum(dim=0) for s in states))
         _check_finite(result)
         return result
+
+
+class UnitErrors(Metric):
+    """Mean absolute error per unit and channel over the scored entries of a split (sums and counts ``[N, C]``,
+    as :class:`RegressionMetrics`): what an error map draws.
+
+    ``update(pred, target, mask)`` takes ``[B, P, N, C]`` tensors; ``compute()`` returns
+    ``{"mae": [N][C], "count": [N][C]}``, ``None`` where a unit and channel has no scored entry. Non-finite
+    values outside the mask never leak in; :class:`RegressionMetrics` refuses those inside it.
+    """
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+
+    def __init__(self, num_units: int, num_channels: int, **kwargs: Any) -> None:
+        kwargs.setdefault("compute_with_cache", False)
+        super().__init__(**kwargs)
+        self.add_state("abs_error_sum", default=torch.zeros(num_units, num_channels, dtype=torch.float64),
+                       dist_reduce_fx="sum")
+        self.add_state("count", default=torch.zeros(num_units, num_channels, dtype=torch.long), dist_reduce_fx="sum")
+
+    def forward(self, *args: Any, **kwargs: Any) -> None:
+        """Same as :meth:`update`; returns ``None`` (no batch-level values, see the module doc)."""
+        self.update(*args, **kwargs)
+
+    def update(self, pred: Tensor, target: Tensor, mask: Tensor) -> None:
+        _check_tensors(("pred", "target", "mask"), (pred, target, mask))
+        if pred.ndim != 4 or tuple(pred.shape[2:]) != tuple(self.count.shape):
+            raise ValueError(f"expected [B, P, {', '.join(map(str, self.count.shape))}] tensors, got {tuple(pred.shape)}")
+        error = torch.where(mask, (pred.detach().double() - target.detach().double()).abs(), 0.0)
+        self.abs_error_sum += error.sum(dim=(0, 1)).to(self.abs_error_sum.device)
+        self.count += mask.sum(dim=(0, 1)).to(self.count.device)
+
+    def compute(self) -> dict[str, list]:
+        sums, counts = self.abs_error_sum.tolist(), self.count.tolist()
+        return {"mae": [[_ratio(e, n) for e, n in zip(row_e, row_n)] for row_e, row_n in zip(sums, counts)],
+                "count": counts}
 
 
 class ClassificationMetrics(Metric):

@@ -1,5 +1,5 @@
 """PNG plots of results: error (or macro-F1) per horizon step, forecasts against truth, event probabilities
-against observed events."""
+against observed events, the error of each unit on the city's layout, and the waterfall of an explanation."""
 
 from __future__ import annotations
 
@@ -158,7 +158,112 @@ def _finish_unit_panels(fig, axes, units, channel: str, title: str, path: Path) 
 
 
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_error_map(errors: dict[str, list], data, channel: int, path: Path) -> Path:
+    """The test MAE of each unit for ``channel``, one panel per model (``errors``: panel title -> MAE per unit,
+    None where nothing was scored), on the city's layout: a heat map over a grid, the units at their
+    coordinates (coloured and sized by error), or, where the data have neither, a ranked bar chart. The panels
+    share one colour scale, from the smallest to the largest error of any panel."""
+    values = {name: np.array([np.nan if v is None else v for v in e], dtype=float) for name, e in errors.items()}
+    scored = np.concatenate([v[np.isfinite(v)] for v in values.values()])
+    scale = (float(scored.min()), float(scored.max())) if len(scored) else (0.0, 1.0)
+    draw = _grid_panel if data.grid_shape else _coords_panel if data.coords is not None else _ranked_panel
+    columns = min(3, len(values))
+    rows = -(-len(values) // columns)
+    width, height = (4.2, 3.6) if draw is not _ranked_panel else (4.6, 6.0)
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns + 1, height * rows + 0.8), squeeze=False,
+                             layout="constrained")
+    label = f"test MAE, {data.attributes[channel]} ({data.units[channel]})"
+    shown = None
+    for ax, (name, v) in zip(axes.flat, values.items()):
+        shown = draw(ax, v, data, scale, label)
+        ax.set_title(name, fontsize=9)
+    for ax in axes.flat[len(values):]:
+        ax.axis("off")
+    if shown is not None:
+        fig.colorbar(shown, ax=axes, label=label, shrink=0.8)
+    fig.suptitle(f"{data.name} ({data.city}): {label} per unit, all horizon steps", fontsize=10)
+    return _save(fig, path)
+
+
+def _grid_panel(ax, values: np.ndarray, data, scale: tuple[float, float], label: str):
+    height, width = data.grid_shape
+    cells = np.arange(len(values)) if data.grid_cells is None else np.asarray(data.grid_cells)
+    grid = np.full(height * width, np.nan)
+    grid[cells] = values
+    ax.set_xlabel("grid column (west to east)")
+    ax.set_ylabel("grid row")
+    return ax.imshow(grid.reshape(height, width), cmap="magma_r", vmin=scale[0], vmax=scale[1], origin="upper")
+
+
+def _coords_panel(ax, values: np.ndarray, data, scale: tuple[float, float], label: str):
+    north, east = data.coords[:, 0], data.coords[:, 1]
+    known = np.isfinite(values)
+    ax.scatter(east[~known], north[~known], s=30, facecolors="none", edgecolors="grey", label="not scored")
+    share = (values[known] - scale[0]) / max(scale[1] - scale[0], 1e-12)
+    dots = ax.scatter(east[known], north[known], c=values[known], s=40 + 260 * share, cmap="magma_r", vmin=scale[0],
+                      vmax=scale[1], edgecolors="black", linewidths=0.5)
+    if len(values) <= 40:
+        for name, x, y in zip(data.unit_names or map(str, range(len(values))), east, north):
+            ax.annotate(name, (x, y), fontsize=7, xytext=(5, 5), textcoords="offset points")
+    if data.coord_system == "latlon":
+        ax.set_aspect(1 / np.cos(np.deg2rad(north.mean())))
+        ax.set_xlabel("longitude (degrees east)")
+        ax.set_ylabel("latitude (degrees north)")
+    else:
+        ax.set_aspect("equal")
+        ax.set_xlabel("east (m)")
+        ax.set_ylabel("north (m)")
+    ax.margins(0.12)
+    return dots
+
+
+def _ranked_panel(ax, values: np.ndarray, data, scale: tuple[float, float], label: str, most: int = 30):
+    names = np.array(data.unit_names or [str(i) for i in range(len(values))])
+    order = np.argsort(np.where(np.isfinite(values), -values, np.inf))[:most]
+    ax.barh(np.arange(len(order)), values[order], color="#c44e52")
+    ax.set_yticks(np.arange(len(order)), names[order], fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xlim(0, scale[1] * 1.05)
+    ax.set_xlabel(label)
+    ax.set_ylabel(f"unit ({len(order)} largest errors of {len(values)})")
+    ax.grid(axis="x", alpha=0.3)
+    return None
+
+
+def plot_waterfall(explanation: dict, path: Path, most: int = 12) -> Path:
+    """From the reference forecast (every factor removed) through each factor's contribution to the forecast, in
+    original units, mean over the horizon; factors beyond the ``most`` largest are summed in one bar."""
+    task, factors = explanation["task"], explanation["factors"]
+    steps = [(f["factor"], f["mean"]) for f in factors[:most]]
+    rest = factors[most:]
+    if rest:
+        steps.append((f"{len(rest)} other factors", sum(f["mean"] for f in rest)))
+    steps.append((f"residual ({explanation['residual_meaning']})", explanation["residual"]["mean"]))
+    reference, forecast = explanation["reference"]["mean"], explanation["conclusion"]["mean"]
+    levels = np.cumsum([reference] + [change for _, change in steps])
+    fig, ax = plt.subplots(figsize=(8, 0.38 * len(steps) + 2.4))
+    for row, ((name, change), level) in enumerate(zip(steps, levels), 1):
+        ax.barh(row, change, left=level, color="#4c72b0" if change >= 0 else "#dd8452")
+        ax.text(max(level, level + change), row, f" {change:+.2f}", va="center", fontsize=7)
+    for row, (value, color) in ((0, (reference, "#8c8c8c")), (len(steps) + 1, (forecast, "black"))):
+        ax.plot(value, row, marker="D", color=color)
+        ax.axvline(value, color=color, lw=0.8, ls=":")
+        ax.text(value, row, f"  {value:.2f}", va="center", fontsize=8)
+    low, high = min(levels.min(), forecast), max(levels.max(), forecast)
+    pad = 0.15 * (high - low) or 1.0
+    ax.set_xlim(low - pad, high + pad)
+    labels = ["reference (every factor removed)", *[name for name, _ in steps], "forecast"]
+    ax.set_yticks(np.arange(len(labels)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{task['channel']} ({task['units']}), mean over the {task['horizon']} forecast steps")
+    ax.set_title(f"{task['model']}: {task['channel']} at {task['unit']}, {task['forecast_from']} .. {task['forecast_to']}"
+                 f"\nby {explanation['method_label']} (blue raises the forecast, orange lowers it)", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from urbanst.contract import ModelOutput, inputs_only, to_original
 from urbanst.data.windows import collate_batch
-from urbanst.evaluation.metrics import ClassificationMetrics, RegressionMetrics
+from urbanst.evaluation.metrics import ClassificationMetrics, RegressionMetrics, UnitErrors
 from urbanst.progress import bar
 
 
@@ -80,22 +80,31 @@ class FallbackShare:
 
 
 class ValueScorer:
-    """Regression metrics of scaled predictions turned into original units, overall, per step and per channel."""
+    """Regression metrics of scaled predictions turned into original units, overall, per step and per channel; a
+    split scored by one process (``sync`` False) also gets the MAE per unit and channel (``per_unit``)."""
 
     def __init__(self, steps: int, channels: int | None = None, sync: bool = False, policy: str = "", sample=None):
         self.metric = RegressionMetrics(steps, num_channels=channels, sync_on_compute=sync)
         self.policy = f"{policy}; {self.metric.mape_policy}" if policy else self.metric.mape_policy
-        self.sample, self.fallback = sample, FallbackShare()
+        self.sample, self.fallback, self.per_unit = sample, FallbackShare(), not sync
+        self.units: UnitErrors | None = None  # sized by the first batch
 
     def update(self, batch: dict, output: ModelOutput) -> None:
         pred = to_original(batch, output.prediction)
         self.metric.update(pred, batch["y"], batch["target_mask"])
+        if self.per_unit:
+            if self.units is None:
+                self.units = UnitErrors(*pred.shape[2:], sync_on_compute=False).to(pred.device)
+            self.units.update(pred, batch["y"], batch["target_mask"])
         self.fallback.update(output, batch["target_mask"])
         if self.sample is not None:
             self.sample.keep(batch, pred, batch["y"])
 
     def compute(self) -> dict:
-        return self.fallback.add_to(self.metric.compute())
+        metrics = self.fallback.add_to(self.metric.compute())
+        if self.units is not None:
+            metrics["per_unit"] = self.units.compute()
+        return metrics
 
 
 class EventScorer:
