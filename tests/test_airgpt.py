@@ -1,4 +1,4 @@
-"""AirGPT: exogenous windows, the gate, ablations, save/load, and faithful explanations of its forecasts."""
+"""AirGPT: exogenous windows, the gate, ablations, save/load (its explanations: tests/test_explain.py)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,16 @@ import pytest
 import torch
 
 from urbanst.backbones import build_tiny_backbone, save_backbone
-from urbanst.cli import main
 from urbanst.data.splits import SplitRule
 from urbanst.data.synthetic import make_city
 from urbanst.data.synthetic_air import make_air
 from urbanst.errors import UrbanstError
-from urbanst.evaluation.explain import TRUTH_MARK, explain, render_text
-from urbanst.evaluation.occlusion import factors, predict, removed
 from urbanst.models.base import STModel
 from urbanst.models.registry import model_class
 from urbanst.parts.encoders.stations import step_features
 from urbanst.tasks import make_task
 
-UNIT, CHANNEL = 1, 0
+UNIT = 1
 
 
 @pytest.fixture(scope="module")
@@ -164,102 +161,3 @@ def test_save_load_same_forecast_and_frozen_lm_not_saved(air, tiny_bert, tmp_pat
     saved = json.loads((tmp_path / "m" / "config.json").read_text())["config"]
     assert saved["sigma_km"] > 0 and saved["graph"] == "both"
     assert not any(k.startswith("backbone.") for k in model.state_to_save())
-
-
-# -- explanations ------------------------------------------------------------------------------------
-def _origin(air, i=4) -> int:
-    return int(air[2]["test"].origins[i])
-
-
-def test_explanation_numbers_are_the_models_own(air, tiny_bert):
-    task, data, windows = air
-    model = build(air, tiny_bert)
-    origin = _origin(air)
-    x = explain(model, task, windows["test"].series, UNIT, origin, CHANNEL, shifts=4)
-    batch = task.make_windows(windows["test"].series, np.array([origin]), list(task.available_lags(data).values())).__getitems__([0])
-    pred = predict(model, [batch])[0, :, UNIT, CHANNEL]
-    np.testing.assert_allclose(x["conclusion"]["per_step"], pred.numpy(), atol=0.006)  # rounded to 2 decimals
-    assert x["conclusion"]["rerun_matches"]
-    # a neighbour's contribution = forecast - forecast with that station's history at the training mean, re-run by hand
-    by_name = {f["factor"]: f for f in x["factors"]}
-    occluded = dict(batch, x=batch["x"].clone(), periodic=batch["periodic"].clone())
-    occluded["x"][:, :, 2] = 0.0
-    occluded["periodic"][..., 2, :] = 0.0
-    expected = pred - predict(model, [occluded])[0, :, UNIT, CHANNEL]
-    np.testing.assert_allclose(by_name["station S2"]["per_step"], expected.numpy(), atol=0.006)
-    # the decomposition closes: prediction = reference + contributions + residual
-    total = np.sum([f["per_step"] for f in x["factors"]], 0) + x["reference"]["per_step"] + np.array(x["residual"]["per_step"])
-    np.testing.assert_allclose(total, x["conclusion"]["per_step"], atol=0.07)  # 12 numbers rounded to 0.01
-    assert [f["factor"] for f in x["factors"]] == x["key_information"]
-    assert {"own history", "station S0", "wind", "temperature", "humidity (dew point)", "rain", "time of day"} <= set(by_name)
-
-
-def test_contributions_change_when_their_input_changes(air, tiny_bert):
-    task, data, windows = air
-    model = build(air, tiny_bert)
-    origin = _origin(air)
-    base = explain(model, task, windows["test"].series, UNIT, origin, CHANNEL, shifts=4)
-    changed = data.exogenous.copy()
-    changed[:, :, data.exogenous_names.index("wind_direction")] = (changed[:, :, 4] + 180) % 360  # reverse the wind
-    changed[:, :, data.exogenous_names.index("wind_speed")] *= 3
-    windy = task.windows(_with(data, exogenous=changed), windows["test"].series.scaler)["test"].series
-    after = explain(model, task, windy, UNIT, origin, CHANNEL, shifts=4)
-    wind = lambda x: next(f for f in x["factors"] if f["factor"] == "wind")["per_step"]  # noqa: E731
-    assert not np.allclose(wind(base), wind(after), atol=0.01)
-    values = data.values.copy()
-    values[origin - 12 : origin, 0] = values[origin - 12 : origin, 0] * 3 + 50  # station S0's history
-    busy = task.windows(_with(data, values=values), windows["test"].series.scaler)["test"].series
-    after = explain(model, task, busy, UNIT, origin, CHANNEL, shifts=4)
-    s0 = lambda x: next(f for f in x["factors"] if f["factor"] == "station S0")["per_step"]  # noqa: E731
-    assert not np.allclose(s0(base), s0(after), atol=0.01)
-
-
-def test_truth_never_enters_the_explanation(air, tiny_bert):
-    task, data, windows = air
-    model = build(air, tiny_bert)
-    origin = _origin(air)
-    values = data.values.copy()
-    values[origin : origin + 6, UNIT, CHANNEL] = 4321.5  # a distinctive truth over the horizon
-    series = task.windows(_with(data, values=values), windows["test"].series.scaler)["test"].series
-    plain = explain(model, task, windows["test"].series, UNIT, origin, CHANNEL, shifts=4)
-    marked = explain(model, task, series, UNIT, origin, CHANNEL, shifts=4, show_truth=True)
-    assert marked["truth"] == [4321.5] * 6
-    assert {k: v for k, v in marked.items() if k != "truth"} == plain  # the truth changes nothing else
-    text = render_text(marked)
-    assert "4321.5" in text and all(line.startswith(TRUTH_MARK) for line in text.splitlines() if "4321.5" in line)
-    assert "4321.5" not in render_text(plain)
-
-
-def test_removed_time_is_marginalised(air, tiny_bert):
-    task, data, windows = air
-    batch = windows["test"].__getitems__([0])
-    time = [f for f in factors(UNIT, data.unit_names, data.exogenous_names) if f.kind == "time of day"]
-    variants = removed(batch, time, shifts=4)
-    assert len(variants) == 4
-    assert sorted(round(float(v["time_of_day"][0, 0]), 4) for v in variants) == sorted(
-        round((float(batch["time_of_day"][0, 0]) + k / 4) % 1, 4) for k in range(4))
-
-
-def test_cli_fit_then_explain(tmp_path, capsys, tiny_bert):
-    out = tmp_path / "run"
-    code = main(["fit", "--model", "airgpt", "--dataset", "synthetic_air", "--history", "12", "--horizon", "6",
-                 "--max-epochs", "1", "--output", str(out), "--backbone", tiny_bert, "--data-dir", str(tmp_path)])
-    assert code == 0
-    capsys.readouterr()
-    args = ["explain", "--model", str(out / "model"), "--dataset", "synthetic_air", "--unit", "S2",
-            "--time", "2021-01-28 09:00", "--channel", "NO2", "--data-dir", str(tmp_path), "--time-samples", "2"]
-    assert main(args) == 0
-    text = capsys.readouterr().out
-    for stage in ("1. Task definition", "2. Weather extrapolation", "3. Key information", "4. Factor-by-factor",
-                  "5. Conclusion"):
-        assert stage in text
-    assert "persistence" in text and TRUTH_MARK not in text
-    assert main(args + ["--format", "json", "--show-truth"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["task"]["unit"] == "S2" and result["task"]["channel"] == "NO2" and len(result["truth"]) == 6
-
-
-def _with(data, **changes):
-    from dataclasses import replace
-
-    return replace(data, **changes)

@@ -32,8 +32,9 @@ def _benchmark(cfg: BenchmarkConfig) -> int:
         print_records(records)
         if cfg.output:
             trained = ", trained models in runs/<model>/model" if any(r["family"] != "baseline" for r in records) else ""
+            mapped = ", error_map.png" if "mae" in records[0]["metrics"] else ""
             print(f"results written to {cfg.output}/: results.json, results.md, error_per_step.png, "
-                  f"forecasts.png{trained}")
+                  f"forecasts.png{mapped}{trained}")
     return 0
 
 
@@ -119,7 +120,13 @@ def explain(args) -> int:
         raise UrbanstError(f"explain covers forecasts; {args.model} was trained for the {task.name} task")
     unit, origin, channel = locate(prepared.data, args.unit, args.time, args.channel, task.history, task.horizon)
     series = next(iter(prepared.windows.values())).series
-    result = explain_forecast(model, task, series, unit, origin, channel, shifts=args.time_samples,
-                              show_truth=args.show_truth)
+    result = explain_forecast(model, task, series, unit, origin, channel, method=args.method, shifts=args.time_samples,
+                              samples=args.samples, show_truth=args.show_truth)
     print(json.dumps(result, indent=2) if args.format == "json" else render_text(result))
+    if args.plot:
+        from urbanst.evaluation.plots import plot_waterfall
+
+        plot_waterfall(result, args.plot)
+        if args.format == "text":
+            print(f"waterfall written to {args.plot}")
     return 0

@@ -236,8 +236,8 @@ def build_parser() -> Parser:
     pr.add_argument("--batch-size", type=int, default=64)
     _add_data_dir(pr)
 
-    ex = sub.add_parser("explain", help="a faithful five-stage explanation of one forecast of a saved model "
-                        "(every number measured from the model by occlusion, none from the label)")
+    ex = sub.add_parser("explain", help="a faithful five-stage explanation of one forecast of a saved forecasting "
+                        "model (every number measured from the model by a Captum attribution method, none from the label)")
     ex.add_argument("--model", required=True, help="a saved model folder")
     ex.add_argument("--dataset", required=True)
     ex.add_argument("--unit", required=True, help="the unit (station) name or index")
@@ -246,8 +246,15 @@ def build_parser() -> Parser:
     ex.add_argument("--channel", help="the channel to explain (default: the first, e.g. PM2.5)")
     ex.add_argument("--format", choices=["text", "json"], default="text")
     ex.add_argument("--show-truth", action="store_true", help="add the observed values in a separate, marked section")
+    ex.add_argument("--method", choices=["shapley", "occlusion", "ig"], default="shapley",
+                    help="how contributions are measured: Shapley values (sampled; they add up to forecast - reference), "
+                    "occlusion (one factor removed at a time) or integrated gradients (default shapley)")
+    ex.add_argument("--samples", type=positive(int), default=25,
+                    help="random orders of the factors for --method shapley (default 25)")
     ex.add_argument("--time-samples", type=positive(int), default=8,
                     help="times of day the forecast is averaged over when the time-of-day factor is removed (default 8)")
+    ex.add_argument("--plot", metavar="FILE.png", help="also draw the explanation as a waterfall from the reference "
+                    "forecast through each factor's contribution to the forecast")
     _add_data_dir(ex)
 
     models = sub.add_parser("models", help="the model zoo")

@@ -1,8 +1,9 @@
 """Faithful five-stage explanations of one forecast (AirGPT's chain of thought, built from measurements).
 
-AirGPT generated its rationales from the ground-truth label. Here every number comes from the model:
-its forecast, and the forecasts it makes when a factor of its input is removed (occlusion, see
-:mod:`urbanst.evaluation.occlusion`). The stages:
+AirGPT generated its rationales from the ground-truth label. Here every number comes from the model: its
+forecast, and what the forecast owes to each factor of its input, measured by a Captum attribution method
+(:mod:`urbanst.evaluation.attribution`: Shapley values, occlusion or integrated gradients) over the factors the
+dataset has (:mod:`urbanst.evaluation.factors`). Any saved forecasting model can be explained. The stages:
 
 1. task definition: what is forecast, where, when, from what;
 2. weather extrapolation: the exogenous values the model was given for the horizon and how they
@@ -23,10 +24,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from urbanst.contract import inputs_only, last_observed, to_original
 from urbanst.data.exogenous import FUTURE_TEXT, compass, exo_to_original, is_angle, label
-from urbanst.contract import last_observed
 from urbanst.errors import UrbanstError
-from urbanst.evaluation.occlusion import NEIGHBOUR, OWN, WEATHER, attribute, factors, predict
+from urbanst.evaluation.attribution import LABELS, RESIDUALS, FactorGame, attribute, describe
+from urbanst.evaluation.factors import NEIGHBOUR, OTHERS, OWN, WEATHER, factor_groups, unit_names
 
 TRUTH_MARK = "[truth]"
 
@@ -59,25 +61,31 @@ def locate(data, unit: str | int, time, channel: str | None, history: int, horiz
     return u, int(where), data.attributes.index(channel)
 
 
-def explain(model, task, series, unit: int, origin: int, channel: int, shifts: int = 8, show_truth: bool = False) -> dict:
-    """The five stages for the forecast of ``channel`` at ``unit`` whose first step is ``origin``, as data."""
+def explain(model, task, series, unit: int, origin: int, channel: int, method: str = "shapley", shifts: int = 8,
+            samples: int = 25, show_truth: bool = False) -> dict:
+    """The five stages for the forecast of ``channel`` at ``unit`` whose first step is ``origin``, as data:
+    contributions measured by ``method`` (``shapley`` with ``samples`` random orders, ``occlusion`` or ``ig``)."""
     data = series.data
     lags = list(task.available_lags(data).values())
     batch = task.make_windows(series, np.array([origin]), lags).__getitems__([0])
-    unit_names = data.unit_names or [str(i) for i in range(data.num_units)]
+    names = unit_names(data)
     exo_names = list(data.exogenous_names) if "exo" in batch else []
-    group = factors(unit, unit_names, exo_names)
-    measured = attribute(model, batch, group, unit, channel, shifts)
-    rerun = predict(model, [batch])[0, :, unit, channel]  # the plain forecast, run once more
+    group = factor_groups(data, unit, exogenous=bool(exo_names))
+    game = FactorGame(model, batch, group, unit, channel, shifts)
+    measured = attribute(game, method, samples)
+    with torch.no_grad():
+        pred = to_original(batch, model(inputs_only(batch)).prediction)[0, :, unit, channel]
     times = data.timestamps[origin : origin + task.horizon]
-    name, attr, unit_of = unit_names[unit], data.attributes[channel], data.units[channel]
-    pred = measured["prediction"]
+    name, attr, unit_of = names[unit], data.attributes[channel], data.units[channel]
+    stepwise = len(measured["prediction"]) == len(pred)  # ig integrates the mean over the horizon only
     contributions = [
-        {"factor": f.name, "kind": f.kind, "mean": _num(c.mean()), "first_step": _num(c[0]), "last_step": _num(c[-1]),
-         "per_step": [_num(v) for v in c], "inputs": _inputs(batch, f, channel, data)}
+        {"factor": f.name, "kind": f.kind, "mean": _num(c.mean()),
+         "first_step": _num(c[0]) if stepwise else None, "last_step": _num(c[-1]) if stepwise else None,
+         "per_step": [_num(v) for v in c] if stepwise else None, "inputs": _inputs(batch, f, channel, data)}
         for f, c in zip(group, measured["contributions"].values())
     ]
     ranked = sorted(contributions, key=lambda c: -abs(c["mean"]))
+    steps = lambda v: [_num(x) for x in v] if stepwise else None  # noqa: E731
     out = {
         "task": {
             "model": model.name, "dataset": data.name, "unit": name, "channel": attr, "units": unit_of,
@@ -89,24 +97,21 @@ def explain(model, task, series, unit: int, origin: int, channel: int, shifts: i
             "instruction": model.instruction_text(batch, 0) if hasattr(model, "instruction_text") else None,
         },
         "weather": _weather(batch, task, data, unit, exo_names),
-        "graph": _graph(model, batch, unit, unit_names),
+        "graph": _graph(model, batch, unit, names),
         "key_information": [c["factor"] for c in ranked],
         "factors": ranked,
-        "reference": {"mean": _num(measured["reference"].mean()), "per_step": [_num(v) for v in measured["reference"]]},
-        "residual": {"mean": _num(measured["residual"].mean()), "per_step": [_num(v) for v in measured["residual"]]},
+        "reference": {"mean": _num(measured["reference"].mean()), "per_step": steps(measured["reference"])},
+        "residual": {"mean": _num(measured["residual"].mean()), "per_step": steps(measured["residual"])},
         "conclusion": {
             "mean": _num(pred.mean()), "first_step": _num(pred[0]), "last_step": _num(pred[-1]),
             "peak": _num(pred.max()), "peak_time": str(times[int(pred.argmax())]),
             "per_step": [_num(v) for v in pred], "times": [str(t) for t in times],
-            "rerun_matches": bool(torch.allclose(rerun, pred, rtol=1e-4, atol=1e-3)),
+            "rerun_matches": bool(torch.allclose(measured["prediction"].mean(), pred.mean(), rtol=1e-4, atol=1e-3)),
         },
-        "method": (
-            "occlusion: each factor replaced by its baseline (pollutant histories and scalar weather: the training "
-            "mean with the observation mask kept; wind direction: unknown; time of day: the forecast averaged over "
-            f"{shifts} times of the same day) and the forecast re-run; contribution = forecast - forecast without "
-            "the factor; reference = forecast with every factor removed; residual = forecast - reference - sum of "
-            "contributions. No target value is used."
-        ),
+        "method_name": method,
+        "method_label": LABELS[method],
+        "residual_meaning": RESIDUALS[method],
+        "method": describe(method, shifts, samples) + " No target value is used.",
     }
     if show_truth:
         observed = series.mask[origin : origin + task.horizon, unit, channel]
@@ -117,12 +122,15 @@ def explain(model, task, series, unit: int, origin: int, channel: int, shifts: i
 
 def _inputs(batch: dict, factor, channel: int, data) -> str:
     """The input values a factor holds, in original units (what the model saw, never a target)."""
-    if factor.kind in (OWN, NEIGHBOUR):
-        x = batch["x"][0, :, factor.unit, channel] * batch["scale_std"][0, channel] + batch["scale_mean"][0, channel]
-        seen = batch["input_mask"][0, :, factor.unit, channel]
+    if factor.kind in (OWN, NEIGHBOUR, OTHERS):
+        units = list(factor.units)
+        x = batch["x"][0, :, units, channel] * batch["scale_std"][0, channel] + batch["scale_mean"][0, channel]
+        seen = batch["input_mask"][0, :, units, channel]
         if not seen.any():
             return f"no {data.attributes[channel]} observed in the history"
-        values = x[seen]
+        if factor.kind == OTHERS:
+            return f"{len(units)} units, {data.attributes[channel]} history mean {x[seen].mean():.1f} {data.units[channel]}"
+        values = x[seen[:, 0], 0]
         return (f"{data.attributes[channel]} last {values[-1]:.1f}, history mean {values.mean():.1f} "
                 f"{data.units[channel]}")
     if factor.kind == WEATHER:
@@ -210,12 +218,15 @@ def render_text(x: dict) -> str:
     top = x["factors"][:5]
     lines.append("3. Key information, by measured effect: " + "; ".join(
         f"{i + 1}) {f['factor']} ({f['inputs']})" for i, f in enumerate(top)) + ".")
-    lines.append(f"4. Factor-by-factor impact on the forecast ({u}, mean over the horizon; first / last step):")
+    stepwise = x["reference"]["per_step"] is not None
+    lines.append(f"4. Factor-by-factor impact on the forecast, by {x['method_label']} ({u}, mean over the "
+                 f"horizon{'; first / last step' if stepwise else ''}):")
     for f in x["factors"]:
-        lines.append(f"   {f['factor']:<28} {f['mean']:+9.2f}   ({f['first_step']:+.2f} / {f['last_step']:+.2f})")
+        steps = f"   ({f['first_step']:+.2f} / {f['last_step']:+.2f})" if stepwise else ""
+        lines.append(f"   {f['factor']:<28} {f['mean']:+9.2f}{steps}")
     total = sum(f["mean"] for f in x["factors"])
     lines.append(f"   reference forecast with every factor removed: {x['reference']['mean']:.2f}; sum of contributions "
-                 f"{total:+.2f}; residual (interactions) {x['residual']['mean']:+.2f}.")
+                 f"{total:+.2f}; residual ({x['residual_meaning']}) {x['residual']['mean']:+.2f}.")
     lines.append(f"5. Conclusion: {t['channel']} at {t['unit']} is forecast at {c['mean']:.2f} {u} on average over the "
                  f"next {t['horizon']} steps (first step {c['first_step']:.2f}, last {c['last_step']:.2f}, peak "
                  f"{c['peak']:.2f} at {c['peak_time']}).")
