@@ -18,13 +18,12 @@ neighbours (``prefill="linear"``, the cpu preset, as PriSTI conditions on interp
   the visible values kept; the same language model reads the units (in chunks of at most
   ``spatial_chunk``, default its position limit), then Linear back to L steps, added to the neighbour
   mean (the temporal estimate where no neighbour is visible);
-* fusion: a Linear over the two estimates of each entry, starting as the spatial one (which is the temporal
-  one where no neighbour is visible).
+* fusion: a Linear over the two estimates of each entry (starts as their mean; measured, starting from
+  the spatial estimate instead gave 300 s on aqi36 MAE 14.12 against 12.97, 60 s on alboran_sst 0.096
+  against 0.179).
 
-Both output Linears start at zero, so an untrained model is the neighbours' weighted mean where one is
-visible and the prefill elsewhere (measured on the test windows, before any training: alboran_sst MAE
-0.071 against linear interpolation's 0.376, aqi36 14.77 against 15.34), and training learns corrections
-and the mix. The language model trains only its LayerNorms and position embeddings
+Both output Linears start at zero, so an untrained model fuses the prefill and the neighbours' weighted
+mean (the prefill where no neighbour is visible), and training learns corrections. The language model trains only its LayerNorms and position embeddings
 (``ln_only``, as in OFA/LLM4HRS); everything else it holds is frozen, its dropout is off by default, and it
 is never saved (``config.backbone`` is its path). The loss is L1 on the entries the training batch hid (the
 model never sees them), on the fused estimate plus ``branch_loss`` times each branch's own.
@@ -105,9 +104,8 @@ class LLM4HRS(STModel):
         self.fuse = nn.Linear(2, 1)
         for layer in (self.time_out, self.space_out):  # both branches start as their base
             start_at_zero(layer)
-        with torch.no_grad():  # the fusion starts as the spatial estimate
-            self.fuse.weight.copy_(torch.tensor([[0.0, 1.0]]))
-            self.fuse.bias.zero_()
+        nn.init.constant_(self.fuse.weight, 0.5)  # the fusion as their mean
+        nn.init.zeros_(self.fuse.bias)
         self.register_buffer("causal", torch.ones(L, L, dtype=torch.bool).tril(), persistent=False)
 
     def init_from_data(self, spec: DataSpec) -> None:
