@@ -44,3 +44,21 @@ def test_evaluate_scores_a_shipped_checkpoint_zero_shot(shipped, tmp_path, capsy
     assert code == 0, capsys.readouterr().err
     record = json.loads((tmp_path / "eval" / "results.json").read_text())[0]
     assert record["shots"] == "zero" and record["sources"] == ["corpus_city"] and record["train_windows"] == 0
+
+
+def test_benchmark_scores_a_checkpoint_zero_shot_and_fine_tunes_it_few_shot(shipped, tmp_path, capsys):
+    out = tmp_path / "zero"
+    code = main(["benchmark", "--dataset", "synthetic_grid", "--models", "last,pretrained:tiny", "--output", str(out),
+                 "--data-dir", str(tmp_path)])
+    text, err = capsys.readouterr()
+    assert code == 0, err
+    last, checkpoint = json.loads((out / "results.json").read_text())
+    assert checkpoint["model"] == "pretrained:tiny" and checkpoint["shots"] == "zero" and checkpoint["train_seconds"] == 0
+    assert checkpoint["sources"] == ["corpus_city"] and "| pretrained:tiny " in text
+    out = tmp_path / "few"
+    code = main(["benchmark", "--dataset", "synthetic_grid", "--models", "pretrained:tiny", "--shots", "few",
+                 "--few-ratio", "0.05", "--max-epochs", "1", "--output", str(out), "--data-dir", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    tuned = json.loads((out / "results.json").read_text())[0]
+    assert tuned["model"] == "pretrained:tiny fine-tuned" and tuned["shots"] == "few" and tuned["train_seconds"] > 0
+    assert [stage["name"] for stage in tuned["stages"]] == ["prompt_tuning"], "a loaded checkpoint is prompt-tuned only"

@@ -7,12 +7,14 @@ from pathlib import Path
 
 from urbanst.engine.adapt import check_adaptable
 from urbanst.engine.experiment import ExperimentConfig, prepare, trained_on
-from urbanst.engine.runs import backbone_options, check_task, run_model
+from urbanst.engine.runs import backbone_options, check_task, run_model, score_checkpoint
 from urbanst.engine.train import TrainConfig
 from urbanst.evaluation.plots import plot_ablation, plot_error_map, plot_error_per_step, plot_events, plot_forecasts
 from urbanst.evaluation.tables import ablation_table, channel_table, protocol_line, results_table
 from urbanst.errors import UrbanstError
 from urbanst.io import write_json_atomic, write_text_atomic
+from urbanst.models.base import read_model_meta
+from urbanst.models.pretrained import is_pretrained
 from urbanst.models.registry import model_class
 
 MODEL_GROUPS = {"seasonal": ["seasonal_day", "seasonal_week"], "naive": ["last", "seasonal_day", "seasonal_week"]}
@@ -41,8 +43,13 @@ def expand_models(names: list[str]) -> list[str]:
             if m not in out:
                 out.append(m)
     for m in out:
-        model_class(m)  # unknown names fail before any work starts
+        model_class(zoo_name(m))  # unknown names fail before any work starts
     return out
+
+
+def zoo_name(name: str) -> str:
+    """The zoo model a name runs: itself, or the model a shipped checkpoint (``pretrained:NAME``) holds."""
+    return read_model_meta(name)["model"] if is_pretrained(name) else name
 
 
 def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
@@ -51,24 +58,33 @@ def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
     With ``tta_steps`` every trained model adapts to the test inputs before scoring; baselines do not."""
     models = expand_models(cfg.models)
     for name in models:
-        check_task(model_class(name), cfg.task)
-        if cfg.tta_steps and model_class(name).family != "baseline":
-            check_adaptable(model_class(name))
+        check_task(model_class(zoo_name(name)), cfg.task)
+        if cfg.tta_steps and model_class(zoo_name(name)).family != "baseline":
+            check_adaptable(model_class(zoo_name(name)))
     transfer = prepare(cfg)
     target_own = prepare(replace(cfg, shots="full", few_ratio=None, sources=[])) if cfg.shots != "full" else transfer
     target_own = replace(target_own, config=replace(target_own.config, tta_steps=0))
     records, samples, unit_errors = [], {}, {}
     for name, form in runs(models, cfg):
-        prepared = target_own if model_class(name).family == "baseline" else transfer
-        run = name if form is None else f"{name}-{form}-lm"
+        prepared = target_own if model_class(zoo_name(name)).family == "baseline" else transfer
+        run = (name if form is None else f"{name}-{form}-lm").replace(":", "-")
         output = None if cfg.output is None else Path(cfg.output) / "runs" / run
         train_cfg = replace(cfg.training, batch_size=cfg.batch_size, output=output, progress=cfg.progress)
-        options = backbone_options(model_class(name), {**cfg.backbone_settings, **({"backbone": form} if form else {})})
-        model, record, evaluation, _ = run_model(name, prepared, train_cfg, progress=cfg.progress, preset=cfg.preset,
-                                                 **options)
+        if is_pretrained(name) and cfg.shots != "few":  # a shipped checkpoint is scored as it ships: zero-shot
+            own = replace(target_own, config=replace(target_own.config, tta_steps=cfg.tta_steps))
+            model, record, evaluation = score_checkpoint(name, own, progress=cfg.progress)
+        else:  # trained here; a shipped checkpoint is fine-tuned on the few-shot windows (fit --init)
+            options = backbone_options(model_class(zoo_name(name)),
+                                       {**cfg.backbone_settings, **({"backbone": form} if form else {})})
+            model, record, evaluation, _ = run_model(zoo_name(name), prepared, train_cfg, progress=cfg.progress,
+                                                     preset=cfg.preset, init=name if is_pretrained(name) else None,
+                                                     **options)
+            if record is not None and is_pretrained(name):
+                record["model"] = f"{name} fine-tuned"
         if record is None:  # a non-zero rank of a distributed run
             return []
-        if train_cfg.output is not None and model.trains_by_gradient:  # reusable by evaluate, predict, explain
+        trained_here = model.trains_by_gradient and not (is_pretrained(name) and cfg.shots != "few")
+        if train_cfg.output is not None and trained_here:  # reusable by evaluate, predict, explain
             model.save_pretrained(train_cfg.output / "model", extra={"trained_on": trained_on(prepared)})
         records.append(record)
         samples[run] = evaluation.sample
@@ -83,7 +99,7 @@ def runs(models: list[str], cfg: BenchmarkConfig) -> list[tuple[str, str | None]
     with its own, a randomly initialised one and none."""
     if not cfg.ablate_lm:
         return [(name, None) for name in models]
-    with_lm = [name for name in models if backbone_options(model_class(name), {"backbone": "none"})]
+    with_lm = [name for name in models if not is_pretrained(name) and backbone_options(model_class(name), {"backbone": "none"})]
     if not with_lm:
         raise UrbanstError(f"--ablate-lm needs a model with a language model among {', '.join(models)}")
     return [(name, form) for name in models for form in ((None, "random", "none") if name in with_lm else (None,))]

@@ -195,6 +195,21 @@ def _notes(prepared: Prepared, adaptation: dict, context: int = 0) -> str:
     return "; ".join(p for p in parts if p)
 
 
+def score_checkpoint(reference: str | Path, prepared: Prepared, progress: bool = True) -> tuple:
+    """A saved model (a folder or ``pretrained:NAME``) scored on the prepared target without any training: zero-shot
+    from what it was trained on, the target scaled by its own training split. Returns (model, record, evaluation)."""
+    model = STModel.from_pretrained(reference)
+    if model.config.history != prepared.task.history:
+        raise UrbanstError(f"{reference} reads {model.config.history} steps; this protocol gives "
+                           f"{prepared.task.history}: use --history {model.config.history}")
+    meta = read_model_meta(reference)
+    sources = meta.get("pretrained_on") or [meta.get("trained_on", {}).get("dataset", "unknown")]
+    prepared = replace(prepared, setting={**prepared.setting, "shots": "zero", "sources": sources, "train_windows": 0})
+    model.scaler = prepared.scaler
+    record, evaluation = score(model, prepared, 0.0, progress)
+    return model, {**record, "model": str(reference)}, evaluation
+
+
 def run_model(name: str, prepared: Prepared, train_cfg: TrainConfig, init=None, progress: bool = True,
               preset: str | None = None, **options):
     """Build, fit and score one model; returns (model, record, evaluation, the stages' train results)."""
