@@ -396,3 +396,20 @@ def test_test_stride_scores_the_same_thinned_windows_for_every_model_and_says_so
     assert "one test window in 5" in thin.setting["note"]
     with pytest.raises(UrbanstError, match="only 2 of the 24 times of day.*shares no factor with 24, e.g. 13"):
         prepare(ExperimentConfig(dataset="synthetic_grid", test_stride=12, data_dir=str(data_dir)))
+
+
+def test_zero_shot_across_shapes_and_channel_sets_with_a_model_that_reads_any(data_root, tmp_path, capsys):
+    # from two synthetic cities (2 channels, a grid and a region graph) to 207 loop detectors of one channel:
+    # unist with one volume per attribute reads them all
+    code = cli(["fit", "--dataset", "la_loop", "--shots", "zero", "--source", "synthetic_grid,synthetic_region",
+                "--model", "unist", "--option", "channels=separate", "--history", "12", "--horizon", "3",
+                "--max-epochs", "1", "--time-budget", "5", "--test-stride", "7", "--output", tmp_path / "any",
+                "--data-dir", data_root])
+    assert code == 0, capsys.readouterr().err
+    record = json.loads((tmp_path / "any" / "results.json").read_text())[0]
+    assert record["shots"] == "zero" and record["dataset"] == "la_loop" and record["channels"] == ["speed"]
+    assert math.isfinite(record["metrics"]["mae"])
+    code = cli(["fit", "--dataset", "la_loop", "--shots", "zero", "--source", "synthetic_grid", "--model", "unist",
+                "--history", "12", "--horizon", "3", "--max-epochs", "1", "--output", tmp_path / "fused",
+                "--data-dir", data_root])
+    assert code == 2 and "a model that reads any" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from urbanst import __version__
 from urbanst.data.container import STData
 from urbanst.data.registry import load_dataset
 from urbanst.data.splits import SplitRule
+from urbanst.data.windows import MultiWindows
 from urbanst.engine.adapt import check_adaptable, evaluate_adapted
 from urbanst.engine.experiment import SCALE_TEXT, ExperimentConfig, Prepared
 from urbanst.engine.train import TrainConfig, TrainResult, train
@@ -123,10 +124,19 @@ def fit_model(model: STModel, prepared: Prepared, train_cfg: TrainConfig) -> lis
             output = None if train_cfg.output is None else Path(train_cfg.output) / "stages" / stage.name
             cfg = replace(train_cfg, time_budget=budget, output=output)
         task = PretrainTask.like(prepared.task) if stage.pretrain else prepared.task
-        results.append((stage.name, train(model, prepared.train_windows, prepared.val_windows, cfg, task)))
+        results.append((stage.name, train(model, read_by(model, prepared.train_windows, prepared.task),
+                                          read_by(model, prepared.val_windows, prepared.task), cfg, task)))
         if not results[-1][1].is_global_zero:
             break
     return results
+
+
+def read_by(model: STModel, windows, task):
+    """Windows of several sources (zero-shot) as ``model`` reads each of them (with its geometry: a model that moves
+    between shapes needs each source's grid or graph in its batches); one dataset's windows as they are."""
+    if not isinstance(windows, MultiWindows):
+        return windows
+    return MultiWindows([model.pretraining_windows(part, task.data_spec(part.series.data)) for part in windows.parts])
 
 
 def describe_training(model: STModel, stages: list[tuple[str, TrainResult]]) -> dict:
