@@ -112,8 +112,9 @@ def _add_backbone(p: Parser) -> None:
                    "architecture, randomly initialised) or 'none' (no language-model block) (default: the model's "
                    "own); models without a language model ignore it")
     p.add_argument("--lm-layers", type=positive(int), help="keep the first K transformer layers of the language model")
-    p.add_argument("--freeze", help="freezing policy of the language model: frozen, ln_only, pfa:U, lora:R or full "
-                   "(default: the model's own)")
+    p.add_argument("--freeze", help="freezing policy of the language model: frozen, ln_only, pfa:U (norms, positions "
+                   "and the last U blocks' attention), last:U (the last U blocks whole), lora:R or full (default: the "
+                   "model's own)")
 
 
 def _add_tta(p: Parser) -> None:

@@ -74,8 +74,7 @@ def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
             own = replace(target_own, config=replace(target_own.config, tta_steps=cfg.tta_steps))
             model, record, evaluation = score_checkpoint(name, own, progress=cfg.progress)
         else:  # trained here; a shipped checkpoint is fine-tuned on the few-shot windows (fit --init)
-            options = backbone_options(model_class(zoo_name(name)),
-                                       {**cfg.backbone_settings, **({"backbone": form} if form else {})})
+            options = backbone_options(model_class(zoo_name(name)), {**cfg.backbone_settings, **ablated(form, cfg)})
             model, record, evaluation, _ = run_model(zoo_name(name), prepared, train_cfg, progress=cfg.progress,
                                                      preset=cfg.preset, init=name if is_pretrained(name) else None,
                                                      **options)
@@ -92,6 +91,14 @@ def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
     if cfg.output is not None:
         write_outputs(records, samples, target_own.data, Path(cfg.output), unit_errors)
     return records
+
+
+def ablated(form: str | None, cfg: BenchmarkConfig) -> dict:
+    """The backbone setting of an ablation run: the form of the user's own checkpoint when one is named."""
+    if form is None:
+        return {}
+    own = cfg.backbone_settings.get("backbone")
+    return {"backbone": f"{form}:{own}" if own and own != "minilm" else form}
 
 
 def runs(models: list[str], cfg: BenchmarkConfig) -> list[tuple[str, str | None]]:

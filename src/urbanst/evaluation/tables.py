@@ -21,7 +21,8 @@ def lm_form(record: dict) -> str:
     backbone = record.get("backbone") or {}
     if "backbone" not in backbone:
         return ""
-    return backbone["backbone"] if backbone["backbone"] in LM_FORMS else "pretrained"
+    form = str(backbone["backbone"]).split(":", 1)[0]  # "random:PATH": a local checkpoint's architecture
+    return form if form in LM_FORMS else "pretrained"
 
 
 def row_label(record: dict) -> str:

@@ -1,0 +1,73 @@
+"""Write the model card (card.md, loss.png) of a shipped checkpoint from the runs of benchmarks/pretrain_universal.sh:
+corpus, evaluation set, steps, wall time, machine, the loss curves, and the zero-shot table when it has been run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import pandas as pd
+
+from urbanst.evaluation.plots import plot_training_curves
+from urbanst.evaluation.tables import results_table
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "urbanst" / "pretrained"
+
+
+def curve(run: Path) -> pd.DataFrame:
+    """The run's validation and training losses per epoch, from Lightning's CSV log."""
+    frame = pd.read_csv(run / "logs" / "metrics.csv")
+    return frame.groupby("epoch").last().reset_index() if "epoch" in frame else frame
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--runs", type=Path, required=True)
+    parser.add_argument("--corpus", required=True)
+    parser.add_argument("--evaluation", nargs="+", required=True)
+    args = parser.parse_args()
+    folder = PACKAGE / args.name
+    meta = json.loads((folder / "config.json").read_text())
+    corpus = args.corpus.split(",")
+    overlap = sorted(set(corpus) & set(args.evaluation))
+    if overlap:
+        raise SystemExit(f"the evaluation set shares {overlap} with the corpus")
+    meta["pretrained_on"] = corpus
+    meta["evaluation_set"] = list(args.evaluation)
+    (folder / "config.json").write_text(json.dumps(meta, indent=2))
+
+    stages = {"pre-training (masked reconstruction)": args.runs / "pretrain",
+              "forecasting (prompts and head)": args.runs / "tune"}
+    curves = {name: curve(run) for name, run in stages.items() if (run / "logs" / "metrics.csv").is_file()}
+    plot_training_curves(curves, folder / "loss.png")
+    tuned = json.loads((args.runs / "tune" / "results.json").read_text())[0]
+    lines = [f"# {args.name}", "",
+             f"UniST ({meta['config']['size']}, one volume per attribute: any number of channels), "
+             f"{tuned['parameters']:,} parameters, {meta['config']['history']} steps in, "
+             f"{meta['config']['horizon']} out.", "",
+             f"- corpus (training splits only): {', '.join(corpus)}",
+             f"- evaluation set (no step of them in pre-training or validation): {', '.join(args.evaluation)}",
+             f"- machine: {platform.processor() or platform.machine()}, {platform.system()}, one torch thread",
+             "- stages:"]
+    walls = json.loads((args.runs / "wall_seconds.json").read_text())
+    for name, wall in zip(stages, (walls["pretrain"], walls["tune"])):
+        frame = curves.get(name)
+        lines.append(f"  - {name}: {0 if frame is None else len(frame)} epoch(s), {wall / 60:.1f} min wall")
+    lines += ["", "![losses per epoch](loss.png)", ""]
+    zero = sorted((args.runs / "zero").glob("*/results.json")) if (args.runs / "zero").is_dir() else []
+    if zero:
+        lines += ["## Zero-shot evaluation (test split, one window in 25; the target's own baselines)", ""]
+        for path in zero:
+            records = json.loads(path.read_text())
+            lines += [f"### {path.parent.name}", "", results_table(records), ""]
+    else:
+        lines += ["Zero-shot evaluation: not run yet (see benchmarks/pretrain_universal.sh)."]
+    (folder / "card.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {folder / 'card.md'}")
+
+
+if __name__ == "__main__":
+    main()
