@@ -132,6 +132,28 @@ def test_fused_block_matches_the_plain_computation():
     assert torch.allclose(blk(x, queries=3), plain(x)[:, -3:], atol=1e-12)
 
 
+def test_linear_products_by_onednn_match_float64():
+    """fp32 on a CPU goes through oneDNN (forward and backward); the values are F.linear's to float rounding, and a
+    frozen weight gets no gradient."""
+    from urbanst.nn.attention import Block, linear
+
+    torch.manual_seed(0)
+    blk = Block(32, 4)
+    ref = Block(32, 4).double()
+    ref.load_state_dict({k: v.double() for k, v in blk.state_dict().items()})
+    x = torch.randn(3, 11, 32, requires_grad=True)
+    xd = x.detach().double().requires_grad_()
+    grad = torch.randn(3, 11, 32)
+    ours = torch.autograd.grad(blk(x), [x, *blk.parameters()], grad)
+    theirs = torch.autograd.grad(ref(xd), [xd, *ref.parameters()], grad.double())
+    assert all(torch.allclose(a.double(), b, rtol=1e-4, atol=1e-5) for a, b in zip(ours, theirs))
+    weight = torch.randn(8, 32)  # frozen, and read through a transposed view
+    out = linear(x, weight.t().contiguous().t())
+    assert torch.allclose(out, F.linear(x, weight), atol=1e-5)
+    out.sum().backward()
+    assert x.grad is not None and weight.grad is None
+
+
 # -- shapes -----------------------------------------------------------------------------
 
 

@@ -33,7 +33,7 @@ from urbanst.errors import UrbanstError, require
 from urbanst.models.base import Stage, STModel
 from urbanst.models.config import SpecConfig
 from urbanst.nn.anchors import seasonal_anchor
-from urbanst.nn.attention import Transformer, xavier_init
+from urbanst.nn.attention import Transformer, gelu_linear, linear, xavier_init
 from urbanst.parts.encoders.patches import PatchTokens, fold_channels, spread, unfold_channels, unpatch
 from urbanst.parts.encoders.patches_geometry import SpatialWindows
 from urbanst.parts.heads import start_at_zero
@@ -161,6 +161,10 @@ class UniST(STModel):
     def unit_agnostic(self) -> bool:  # no weight is tied to a unit unless it has unit embeddings
         return not self.config.unit_embedding
 
+    @property
+    def channel_agnostic(self) -> bool:  # one volume per attribute reads any number of them
+        return self.config.channels == "separate"
+
     def set_target(self, spec: DataSpec) -> None:
         """Zero-shot on other units: the target becomes the home (its grid or region graph); no weight changes."""
         if not self.config.fits(spec):
@@ -220,12 +224,13 @@ class UniST(STModel):
             recent = self.tokens.steps(batch, patches, h, layout) if self.prompt.reads_steps else None
             period = self.tokens.periodic(batch, layout) if self.prompt.reads_period else None
             queries = queries + self.prompt(batch, layout, recent, period, graph)
-        tokens = torch.cat([self.decoder_embed(h) + dec_add[:, :past], queries], dim=1)
+        tokens = torch.cat([linear(h, self.decoder_embed) + dec_add[:, :past], queries], dim=1)
         forecast = unpatch(self._head(self.decoder(tokens, queries=future), layout), layout, 0, P)[..., :C]
         return forecast + seasonal_anchor(batch, c.lags, P) if c.anchor else forecast
 
     def _head(self, tokens: torch.Tensor, layout) -> torch.Tensor:
-        return (self.head_grid if layout.grid else self.head_region)(self.head(tokens))
+        first, _, second, _ = self.head  # Linear, GELU, Linear, GELU; then the output layer of the layout
+        return gelu_linear(gelu_linear(linear(tokens, first), second), self.head_grid if layout.grid else self.head_region)
 
     # -- masked reconstruction and prompt tuning --------------------------------------------
     def reconstruct(self, batch: dict, span: str = "inputs", strategy: str | None = None) -> ModelOutput:
@@ -245,7 +250,7 @@ class UniST(STModel):
         patches = self.tokens.patches(values, seen, layout, layout.hist_pad, layout.fut_pad, hide=draw.hide)
         enc_add, dec_add = self.tokens.positions(batch, layout, graph, T, home)
         visible = draw.visible(self.mask_token.shape[0])
-        h = self.decoder_embed(self.encoder(torch.gather(self.tokens.embed(patches, layout) + enc_add, 1, visible)))
+        h = linear(self.encoder(torch.gather(self.tokens.embed(patches, layout) + enc_add, 1, visible)), self.decoder_embed)
         tokens = self.mask_token.expand(B, layout.Tp * layout.S, -1).scatter(1, visible, h) + dec_add
         steps = T if span == "window" else H
         prediction = unpatch(self._head(self.decoder(tokens), layout), layout, layout.hist_pad, steps)[..., :C]

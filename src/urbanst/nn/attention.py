@@ -17,7 +17,10 @@ their own ``q`` and keys and values share ``kv``, which anchors need (their quer
 Two fused autograd functions keep less in memory while training: ``layer_norm_linear`` (LayerNorm then
 Linear) recomputes the normalised input in the backward pass instead of keeping it, and ``gelu_linear``
 (GELU then Linear) recomputes the MLP's widest activation. They compute exactly what ``Linear(LayerNorm(x))``
-and ``Linear(gelu(h))`` compute (tested) and cut a block's saved activations by about a third.
+and ``Linear(gelu(h))`` compute (tested) and cut a block's saved activations by about a third. Every matrix
+product of a linear layer, forward and backward, goes through oneDNN for fp32 on a CPU (:func:`linear`):
+MKL's fp32 products run at about 40 % of oneDNN's on the AMD CPUs this was measured on. The backward pass
+skips the products of frozen weights.
 """
 
 from __future__ import annotations
@@ -28,25 +31,60 @@ from einops import rearrange
 from torch import nn
 
 
+ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def _by_onednn(x: torch.Tensor) -> bool:
+    return ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32
+
+
+def _nt(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``a @ b.T + bias`` of 2-D ``a [M, K]`` and ``b [N, K]`` (either may be a transposed view): oneDNN for fp32 on
+    a CPU, whose matrix products run about twice as fast as MKL's on the AMD CPUs measured (the same values to
+    float rounding; benchmarks/speed_unist.py), ``F.linear`` elsewhere."""
+    if _by_onednn(a):
+        return torch.ops.mkldnn._linear_pointwise(a, b, bias, "none", [], "")
+    return F.linear(a, b, bias)
+
+
+def _linear_backward(needs: tuple[bool, bool, bool], grad: torch.Tensor, x: torch.Tensor,
+                     weight: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    """The gradients of ``x @ weight.T + bias`` that ``needs`` asks for (input, weight, bias); a frozen weight costs
+    no product."""
+    grad2, x2 = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
+    grad_x = _nt(grad2, weight.t()).view(x.shape) if needs[0] else None
+    grad_weight = _nt(x2.t(), grad2.t()).t().contiguous() if needs[1] else None
+    return grad_x, grad_weight, grad2.sum(0) if needs[2] else None
+
+
+class _Linear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        return _nt(x.reshape(-1, x.shape[-1]), weight, bias).view(*x.shape[:-1], -1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _linear_backward(ctx.needs_input_grad, grad, *ctx.saved_tensors)
+
+
 class _LayerNormLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, ln_weight, ln_bias, eps, weight, bias):
         normed = F.layer_norm(x, (x.shape[-1],), ln_weight, ln_bias, eps)
         ctx.save_for_backward(x, ln_weight, ln_bias, weight)
         ctx.eps = eps
-        return F.linear(normed, weight, bias)
+        return _nt(normed.reshape(-1, x.shape[-1]), weight, bias).view(*x.shape[:-1], -1)
 
     @staticmethod
     def backward(ctx, grad):
         x, ln_weight, ln_bias, weight = ctx.saved_tensors
         D = x.shape[-1]
         normed, mean, rstd = torch.ops.aten.native_layer_norm(x, [D], ln_weight, ln_bias, ctx.eps)
-        grad2 = grad.reshape(-1, grad.shape[-1])
-        grad_weight = grad2.t() @ normed.reshape(-1, D)
-        grad_bias = grad2.sum(0)
-        grad_normed = grad @ weight
+        needs = ctx.needs_input_grad
+        grad_normed, grad_weight, grad_bias = _linear_backward((True, *needs[4:]), grad, normed, weight)
         gx, g_lnw, g_lnb = torch.ops.aten.native_layer_norm_backward(
-            grad_normed, x, [D], mean, rstd, ln_weight, ln_bias, [True, True, True])
+            grad_normed, x, [D], mean, rstd, ln_weight, ln_bias, [needs[0], needs[1], needs[2]])
         return gx, g_lnw, g_lnb, None, grad_weight, grad_bias
 
 
@@ -54,28 +92,41 @@ class _GeluLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, bias):
         ctx.save_for_backward(h, weight)
-        return F.linear(F.gelu(h), weight, bias)
+        return _nt(F.gelu(h).reshape(-1, h.shape[-1]), weight, bias).view(*h.shape[:-1], -1)
 
     @staticmethod
     def backward(ctx, grad):
         h, weight = ctx.saved_tensors
-        grad2 = grad.reshape(-1, grad.shape[-1])
-        grad_weight = grad2.t() @ F.gelu(h).reshape(-1, h.shape[-1])
-        grad_bias = grad2.sum(0)
-        grad_h = torch.ops.aten.gelu_backward(grad @ weight, h)
-        return grad_h, grad_weight, grad_bias
+        grad_gelu, grad_weight, grad_bias = _linear_backward((True, *ctx.needs_input_grad[1:]), grad, F.gelu(h), weight)
+        return torch.ops.aten.gelu_backward(grad_gelu, h), grad_weight, grad_bias
 
 
-def layer_norm_linear(x: torch.Tensor, norm: nn.LayerNorm, linear: nn.Linear) -> torch.Tensor:
-    if torch.is_grad_enabled() and x.requires_grad:
-        return _LayerNormLinear.apply(x, norm.weight, norm.bias, norm.eps, linear.weight, linear.bias)
-    return linear(norm(x))
+def _tracked(*tensors: torch.Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
-def gelu_linear(h: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
-    if torch.is_grad_enabled() and h.requires_grad:
-        return _GeluLinear.apply(h, linear.weight, linear.bias)
-    return linear(F.gelu(h))
+def linear(x: torch.Tensor, weight: torch.Tensor | nn.Linear, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` (or a ``nn.Linear``'s), its products through :func:`_nt` (oneDNN for fp32 on a
+    CPU), forward and backward."""
+    if isinstance(weight, nn.Linear):
+        weight, bias = weight.weight, weight.bias
+    if not _by_onednn(x):
+        return F.linear(x, weight, bias)
+    if _tracked(x, weight, bias):
+        return _Linear.apply(x, weight, bias)
+    return _nt(x.reshape(-1, x.shape[-1]), weight, bias).view(*x.shape[:-1], -1)
+
+
+def layer_norm_linear(x: torch.Tensor, norm: nn.LayerNorm, layer: nn.Linear) -> torch.Tensor:
+    if _tracked(x, norm.weight, layer.weight):
+        return _LayerNormLinear.apply(x, norm.weight, norm.bias, norm.eps, layer.weight, layer.bias)
+    return linear(norm(x), layer)
+
+
+def gelu_linear(h: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
+    if _tracked(h, layer.weight):
+        return _GeluLinear.apply(h, layer.weight, layer.bias)
+    return linear(F.gelu(h), layer)
 
 
 class Attention(nn.Module):
@@ -103,7 +154,7 @@ class Attention(nn.Module):
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         B, h, L, e = out.shape
-        return self.proj(out.transpose(1, 2).reshape(B, L, h * e))
+        return linear(out.transpose(1, 2).reshape(B, L, h * e), self.proj)
 
     def self_attention(self, qkv: torch.Tensor, queries: int | None = None) -> torch.Tensor:
         """``qkv [B, L, 3D]`` (the sequence through ``qkv``) -> ``[B, queries or L, D]``, for the last tokens."""
@@ -114,8 +165,8 @@ class Attention(nn.Module):
 
     def forward(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """``queries [B, Lq, D]`` attend over ``keys [B, Lk, D]`` (the keys give the values too)."""
-        (q,) = self._split(self.q(queries), 1)
-        return self._attend(q, *self._split(self.kv(keys), 2))
+        (q,) = self._split(linear(queries, self.q), 1)
+        return self._attend(q, *self._split(linear(keys, self.kv), 2))
 
 
 class Block(nn.Module):
@@ -163,7 +214,7 @@ class Block(nn.Module):
     def _mlp(self, x: torch.Tensor) -> torch.Tensor:
         hidden = layer_norm_linear(x, self.norm2, self.fc1)
         if self.training and self.mlp_drop.p:
-            return self.fc2(self.mlp_drop(F.gelu(hidden)))
+            return linear(self.mlp_drop(F.gelu(hidden)), self.fc2)
         return gelu_linear(hidden, self.fc2)
 
 

@@ -33,6 +33,7 @@ from torch import nn
 
 from urbanst.contract import DataSpec
 from urbanst.errors import UrbanstError
+from urbanst.nn.attention import linear
 from urbanst.nn.embeddings import TimeEmbedding, UnitEmbedding
 from urbanst.parts.encoders.patches_geometry import RegionGraph, batch_geometry, region_graph, sincos_2d, sincos_t
 
@@ -224,7 +225,7 @@ class PatchTokens(nn.Module):
 
     def embed(self, patches: torch.Tensor, layout: Layout) -> torch.Tensor:
         conv = self.embed_grid if layout.grid else self.embed_region
-        return F.linear(patches, conv.weight.flatten(1), conv.bias)  # Conv3d with stride = kernel, as one matmul
+        return linear(patches, conv.weight.flatten(1), conv.bias)  # Conv3d with stride = kernel, as one matmul
 
     def steps(self, batch: dict, patches: torch.Tensor, encoded: torch.Tensor, layout: Layout) -> torch.Tensor:
         """``[B, history, S, D]``: the history step by step, whatever a token's length (the temporal-closeness
@@ -234,7 +235,7 @@ class PatchTokens(nn.Module):
         conv = self.embed_grid if layout.grid else self.embed_region
         B, Th, S, pt = patches.shape[0], layout.Th, layout.S, layout.pt
         per_step = patches.view(B, Th, S, -1, pt, layout.ph * layout.pw).permute(0, 1, 4, 2, 3, 5).reshape(B, Th * pt, S, -1)
-        tokens = F.linear(per_step, conv.weight.sum(2).flatten(1), conv.bias)
+        tokens = linear(per_step, conv.weight.sum(2).flatten(1), conv.bias)
         tokens = tokens + encoded.view(B, Th, 1, S, -1).expand(-1, -1, pt, -1, -1).reshape(tokens.shape)
         H = layout.history
         when = self.time(batch["time_of_day"][:, :H], batch["day_of_week"][:, :H]) + sincos_t(self.dim, H, tokens.device)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from urbanst.nn.attention import Block
+from urbanst.nn.attention import Block, linear
 from urbanst.parts.encoders.patches import Layout
 from urbanst.parts.encoders.patches_geometry import RegionGraph
 
@@ -53,8 +53,8 @@ class MemoryPool(nn.Module):
         nn.init.trunc_normal_(self.values, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = torch.tanh(self.query(x))
-        return torch.softmax(q @ self.keys.t(), dim=-1) @ self.values
+        q = torch.tanh(linear(x, self.query))
+        return linear(torch.softmax(linear(q, self.keys), dim=-1), self.values.t())
 
 
 class MemoryPrompts(nn.Module):
@@ -154,9 +154,9 @@ class MemoryPrompts(nn.Module):
 
         out = {}
         if "spatial_closeness" in self.parts:
-            out["spatial_closeness"] = sum(lin(hop(k)) for k, lin in zip((0, 1, 2), self.close_hop)) / 3
+            out["spatial_closeness"] = sum(linear(hop(k), lin) for k, lin in zip((0, 1, 2), self.close_hop)) / 3
         if "spatial_hierarchy" in self.parts:
-            out["spatial_hierarchy"] = sum(lin(hop(k)) for k, lin in zip((4, 8), self.level_hop)) / 2
+            out["spatial_hierarchy"] = sum(linear(hop(k), lin) for k, lin in zip((4, 8), self.level_hop)) / 2
         return out
 
     def forward(self, batch: dict, layout: Layout, recent: torch.Tensor | None, period_tokens: torch.Tensor | None,
