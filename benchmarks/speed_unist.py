@@ -1,21 +1,23 @@
-"""Training and inference speed of ``unist`` (default: size middle) on a 16x8 grid, 6 steps in and 6 out, batch 64.
+"""Training and inference speed of ``unist`` at a preset (default: paper) on a 16x8 grid, 6 steps in and 6 out.
 
-    .venv/bin/python benchmarks/speed_unist.py [--size middle] [--batch 64] [--iters 20] [--threads N]
+    .venv/bin/python benchmarks/speed_unist.py [--preset paper|cpu] [--accelerator cpu|gpu] [--batch 64]
+                                               [--iters 20] [--threads N] [--size S] [--patch-t T] [--profile]
 
-Prints samples per second for a training step (forecasting loss, backward, AdamW step) and
-for inference (forward under ``torch.inference_mode``), after warm-up iterations, and the
-process's peak resident memory (``resource.getrusage``). Torch uses as many threads as the
-machine has cores unless ``--threads`` says otherwise. Reference on a 2-core machine: the
-released UniST code trains at 39.6 samples/s at best and infers at 140 samples/s, 2.8 GB peak
-RSS; target here >= 80 training, >= 210 inference samples/s at <= 1 GB. ``--patch-t 2`` times
-the released code's token layout (3x the tokens of unist's default 6 steps per token).
+Prints samples per second for a training step (the task's forecasting loss, backward, AdamW step) and for
+inference (forward under ``torch.inference_mode``), after warm-up iterations, and peak memory: the process's
+resident set (Linux VmHWM) and, on a GPU, torch's allocator peak. A sample is one window of one attribute (the
+released code's unit: it reads one volume per attribute). Torch uses as many CPU threads as the machine has
+cores unless ``--threads`` says otherwise. ``--profile`` adds torch.profiler's table of the operators that
+take the time.
+
+Reference on a 2-core machine: the released UniST code at its own token layout (2 steps x 2 x 2 cells, size
+middle; the paper preset here) trains at 39.6 samples/s at best and infers at 140 samples/s, 2.8 GB peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 from pathlib import Path
 
@@ -23,67 +25,88 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import seconds_per_call  # noqa: E402
+from _common import device_text, memory_mib, reset_peak_memory, seconds_per_call, setup, to_device  # noqa: E402
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="middle")
+    parser.add_argument("--preset", choices=["cpu", "paper"], default="paper")
+    parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--size", help="override the preset's size")
+    parser.add_argument("--patch-t", type=int, help="override the preset's steps per grid token")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--history", type=int, default=6)
     parser.add_argument("--horizon", type=int, default=6)
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--channels", default="fused", choices=["fused", "separate"])
     parser.add_argument("--no-prompts", action="store_true")
-    parser.add_argument("--patch-t", type=int, default=6,
-                        help="steps per grid token (default 6, unist's default; 2 is the released code's, 3x the tokens)")
+    parser.add_argument("--profile", action="store_true", help="print where a training and an inference step spend time")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    device = setup(args)
 
     from urbanst.data.synthetic import make_city
     from urbanst.models.registry import model_class
     from urbanst.tasks.forecast import ForecastTask
 
-    data = make_city("grid", grid=(16, 8), weeks=3, seed=0)
+    data = make_city("grid", grid=(16, 8), weeks=3, seed=0, channels=("inflow",))
     task = ForecastTask(args.history, args.horizon)
     windows = task.windows(data, task.fit_scaler(data), splits=("train",))["train"]
-    spec = task.data_spec(data)
-    model = model_class("unist").build(spec, size=args.size, channels=args.channels, prompts=not args.no_prompts,
-                                      patch_t=args.patch_t)
-    batches = [windows.__getitems__(list(range(i * args.batch, (i + 1) * args.batch))) for i in range(4)]
-    cpu = torch.device("cpu")
-
+    options = {k: v for k, v in (("size", args.size), ("patch_t", args.patch_t)) if v is not None}
+    model = model_class("unist").build(task.data_spec(data), args.preset, prompts=not args.no_prompts, **options)
+    model.to(device)
+    batches = [to_device(windows.__getitems__(list(range(i * args.batch, (i + 1) * args.batch))), device)
+               for i in range(4)]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
-    def train_step(batch) -> None:  # the task's forecasting loss, backward, an AdamW step
+    def train_step(batch) -> None:
         optimizer.zero_grad(set_to_none=True)
         task.loss(model, batch).backward()
         optimizer.step()
 
-    model.train()
-    train_sps = args.batch / seconds_per_call(train_step, batches, args.iters, args.warmup, cpu)
-    model.eval()
-    with torch.inference_mode():
-        infer_sps = args.batch / seconds_per_call(model, batches, args.iters, args.warmup, cpu)
+    def infer(batch) -> None:
+        with torch.inference_mode():
+            model(batch)
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+    reset_peak_memory(device)
+    model.train()
+    train_sps = args.batch / seconds_per_call(train_step, batches, args.iters, args.warmup, device)
+    model.eval()
+    infer_sps = args.batch / seconds_per_call(infer, batches, args.iters, args.warmup, device)
+    memory = memory_mib(device)
+
+    c = model.config
     prompt = sum(p.numel() for n, p in model.named_parameters() if n.startswith("prompt."))
     counts = {"backbone": model.num_parameters() - prompt, "prompt": prompt, "total": model.num_parameters()}
-    result = {
-        "size": args.size, "channels": args.channels, "threads": torch.get_num_threads(), "batch": args.batch,
-        "train_samples_per_s": round(train_sps, 1), "inference_samples_per_s": round(infer_sps, 1),
-        "peak_rss_mib": round(peak, 1), "parameters": counts,
-    }
-    print(f"unist {args.size} ({args.channels} channels), 16x8 grid, {args.history} in / {args.horizon} out, "
-          f"{args.patch_t} steps per token, batch {args.batch}, {result['threads']} threads")
+    result = {"preset": args.preset, "size": c.size, "patch_t": c.patch_t, "device": device_text(device),
+              "batch": args.batch, "train_samples_per_s": round(train_sps, 1),
+              "inference_samples_per_s": round(infer_sps, 1), **memory, "parameters": counts}
+    print(f"unist at preset {args.preset}: size {c.size}, 16x8 grid, {args.history} in / {args.horizon} out, "
+          f"tokens of {c.patch_t} steps x {c.patch_hw}x{c.patch_hw} cells, batch {args.batch}")
+    print(f"  device   : {result['device']}")
     print(f"  parameters: backbone {counts['backbone']:,}, prompt network {counts['prompt']:,}")
     print(f"  training : {train_sps:7.1f} samples/s")
     print(f"  inference: {infer_sps:7.1f} samples/s")
-    print(f"  peak RSS : {peak:7.1f} MiB")
+    print("  peak     : " + ", ".join(f"{k} {v}" for k, v in memory.items() if k.startswith("peak")))
+    if args.profile:
+        profile(model, train_step, infer, batches[0], device)
     return result
+
+
+def profile(model, train_step, infer, batch, device: torch.device, rows: int = 25) -> None:
+    """torch.profiler's operators by own time over three training steps and three inference steps."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as record
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    for name, mode, step in (("training", model.train, train_step), ("inference", model.eval, infer)):
+        mode()
+        with record(activities=activities) as prof:
+            for _ in range(3):
+                step(batch)
+        print(f"\n== {name}: three steps, operators by own time")
+        print(prof.key_averages().table(sort_by=key, row_limit=rows))
 
 
 if __name__ == "__main__":
