@@ -53,9 +53,13 @@ def area(curve: np.ndarray) -> float:
     return float(np.trapezoid(curve) / (len(curve) - 1))
 
 
-def rank_agreement(a: np.ndarray, b: np.ndarray) -> float:
-    """Kendall's tau-b between two importance vectors (NaN where one is constant)."""
-    return float(kendalltau(a, b).statistic)
+def rank_agreement(a: np.ndarray, b: np.ndarray, read_only: bool = False) -> float:
+    """Kendall's tau-b between two importance vectors (NaN where one is constant); ``read_only``: over the factors
+    that move either forecast only (an architecture that cannot read a factor ties it at zero in both)."""
+    if read_only:
+        keep = (a > 1e-6) | (b > 1e-6)
+        a, b = a[keep], b[keep]
+    return float(kendalltau(a, b).statistic) if len(a) > 1 else float("nan")
 
 
 def randomised(model, seed: int = 0):
