@@ -123,11 +123,13 @@ def write_outputs(records: list[dict], samples: dict, data, output: Path, unit_e
     ablation = bool(ablation_table(records))
     if ablation:
         plot_ablation(records, output / "lm_ablation.png", metric="macro_f1" if events else "mae")
-    plot_error_per_step(records, output / "error_per_step.png", metric="macro_f1" if events else "mae")
+    units = data.units[0] if len(set(data.units)) == 1 else "original units of each channel"
+    plot_error_per_step(records, output / "error_per_step.png", metric="macro_f1" if events else "mae", units=units)
     if events:
         plot_events(samples, data.name, data.attributes, output / "forecasts.png", data.timestamps)
     else:
-        plot_forecasts(samples, data.name, data.attributes, output / "forecasts.png", data.timestamps)
+        labelled = [f"{name} ({unit})" for name, unit in zip(data.attributes, data.units)]
+        plot_forecasts(samples, data.name, labelled, output / "forecasts.png", data.timestamps)
     text = [
         f"# Benchmark: {data.name}",
         "",

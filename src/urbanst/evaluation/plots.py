@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def plot_error_per_step(records: list[dict], path: Path, metric: str = "mae") -> Path:
+def plot_error_per_step(records: list[dict], path: Path, metric: str = "mae", units: str = "original units") -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     for r in records:
         values = [np.nan if v is None else v for v in r["per_step"][metric]]
@@ -20,8 +20,8 @@ def plot_error_per_step(records: list[dict], path: Path, metric: str = "mae") ->
                 linestyle="--" if r["family"] == "baseline" else "-")
     label = metric.upper() if metric in ("mae", "rmse", "mape", "wape") else metric.replace("_", "-")
     ax.set_xlabel("horizon step")
-    ax.set_ylabel(f"test {label}")
-    ax.set_title(f"{records[0]['dataset']}: {label} per horizon step")
+    ax.set_ylabel(f"test {label}" + (f" ({units})" if metric in ("mae", "rmse") else ""))
+    ax.set_title(f"{records[0]['dataset']}: {label} per horizon step, all units and channels")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
