@@ -148,8 +148,9 @@ class Attention(nn.Module):
     def _split(self, projected: torch.Tensor, parts: int) -> tuple[torch.Tensor, ...]:
         """``[B, L, parts * D]`` -> ``parts`` tensors ``[B, heads, L, D / heads]``."""
         B, L, _ = projected.shape
-        # unbind, not indexing: its backward stacks the gradients instead of zero-filling a copy per part
-        return projected.view(B, L, parts, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        # chunks, not indexing or unbind: the backward joins the gradients in one copy, and the attention output
+        # comes back laid out [B, L, heads, D / heads], so the projection reads it without a copy
+        return tuple(part.view(B, L, self.heads, -1).transpose(1, 2) for part in projected.chunk(parts, -1))
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
