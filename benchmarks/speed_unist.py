@@ -4,8 +4,9 @@
                                                [--iters 20] [--threads N] [--size S] [--patch-t T] [--profile]
 
 Prints samples per second for a training step (the task's forecasting loss, backward, AdamW step) and for
-inference (forward under ``torch.inference_mode``), after warm-up iterations, and peak memory: the process's
-resident set (Linux VmHWM) and, on a GPU, torch's allocator peak. A sample is one window of one attribute (the
+inference (forward under ``torch.inference_mode``), after warm-up iterations, per second of wall time and, on a
+CPU, per second of the process's CPU time (with one thread, what an idle core would do even on a shared
+machine), and peak memory: the process's resident set (Linux VmHWM) and, on a GPU, torch's allocator peak. A sample is one window of one attribute (the
 released code's unit: it reads one volume per attribute). Torch uses as many CPU threads as the machine has
 cores unless ``--threads`` says otherwise. ``--profile`` adds torch.profiler's table of the operators that
 take the time.
@@ -19,13 +20,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import device_text, memory_mib, reset_peak_memory, seconds_per_call, setup, to_device  # noqa: E402
+from _common import device_text, memory_mib, reset_peak_memory, setup, to_device  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -68,11 +70,24 @@ def main(argv=None) -> dict:
         with torch.inference_mode():
             model(batch)
 
+    def samples_per_second(step) -> tuple[float, float]:
+        """Per second of wall time and of CPU time, over ``--iters`` calls after ``--warmup``."""
+        for i in range(args.warmup):
+            step(batches[i % len(batches)])
+        sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+        sync()
+        wall, cpu = time.perf_counter(), time.process_time()
+        for i in range(args.iters):
+            step(batches[i % len(batches)])
+        sync()
+        samples = args.batch * args.iters
+        return samples / (time.perf_counter() - wall), samples / (time.process_time() - cpu)
+
     reset_peak_memory(device)
     model.train()
-    train_sps = args.batch / seconds_per_call(train_step, batches, args.iters, args.warmup, device)
+    train_sps, train_cpu = samples_per_second(train_step)
     model.eval()
-    infer_sps = args.batch / seconds_per_call(infer, batches, args.iters, args.warmup, device)
+    infer_sps, infer_cpu = samples_per_second(infer)
     memory = memory_mib(device)
 
     c = model.config
@@ -80,13 +95,15 @@ def main(argv=None) -> dict:
     counts = {"backbone": model.num_parameters() - prompt, "prompt": prompt, "total": model.num_parameters()}
     result = {"preset": args.preset, "size": c.size, "patch_t": c.patch_t, "device": device_text(device),
               "batch": args.batch, "train_samples_per_s": round(train_sps, 1),
-              "inference_samples_per_s": round(infer_sps, 1), **memory, "parameters": counts}
+              "inference_samples_per_s": round(infer_sps, 1), "train_samples_per_cpu_s": round(train_cpu, 1),
+              "inference_samples_per_cpu_s": round(infer_cpu, 1), **memory, "parameters": counts}
     print(f"unist at preset {args.preset}: size {c.size}, 16x8 grid, {args.history} in / {args.horizon} out, "
           f"tokens of {c.patch_t} steps x {c.patch_hw}x{c.patch_hw} cells, batch {args.batch}")
     print(f"  device   : {result['device']}")
     print(f"  parameters: backbone {counts['backbone']:,}, prompt network {counts['prompt']:,}")
-    print(f"  training : {train_sps:7.1f} samples/s")
-    print(f"  inference: {infer_sps:7.1f} samples/s")
+    per_cpu = device.type == "cpu"
+    print(f"  training : {train_sps:7.1f} samples/s" + (f", {train_cpu:7.1f} per CPU second" if per_cpu else ""))
+    print(f"  inference: {infer_sps:7.1f} samples/s" + (f", {infer_cpu:7.1f} per CPU second" if per_cpu else ""))
     print("  peak     : " + ", ".join(f"{k} {v}" for k, v in memory.items() if k.startswith("peak")))
     if args.profile:
         profile(model, train_step, infer, batches[0], device)
