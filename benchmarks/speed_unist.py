@@ -6,10 +6,10 @@
 Prints samples per second for a training step (the task's forecasting loss, backward, AdamW step) and for
 inference (forward under ``torch.inference_mode``), after warm-up iterations, per second of wall time and, on a
 CPU, per second of the process's CPU time (with one thread, what an idle core would do even on a shared
-machine), and peak memory: the process's resident set (Linux VmHWM) and, on a GPU, torch's allocator peak. A sample is one window of one attribute (the
-released code's unit: it reads one volume per attribute). Torch uses as many CPU threads as the machine has
-cores unless ``--threads`` says otherwise. ``--profile`` adds torch.profiler's table of the operators that
-take the time.
+machine), and peak memory: the process's resident set (Linux VmHWM) and, on a GPU, torch's allocator peak. A
+sample is one window of one attribute (the released code's unit: it reads one volume per attribute). Torch uses
+as many CPU threads as the machine has cores unless ``--threads`` says otherwise. ``--profile`` adds
+torch.profiler's table of the operators that take the time.
 
 Reference on a 2-core machine: the released UniST code at its own token layout (2 steps x 2 x 2 cells, size
 middle; the paper preset here) trains at 39.6 samples/s at best and infers at 140 samples/s, 2.8 GB peak RSS.
@@ -43,7 +43,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--no-prompts", action="store_true")
-    parser.add_argument("--profile", action="store_true", help="print where a training and an inference step spend time")
+    parser.add_argument("--profile", action="store_true",
+                        help="print where a training and an inference step spend their time")
     args = parser.parse_args(argv)
     device = setup(args)
 

@@ -230,7 +230,8 @@ class UniST(STModel):
 
     def _head(self, tokens: torch.Tensor, layout) -> torch.Tensor:
         first, _, second, _ = self.head  # Linear, GELU, Linear, GELU; then the output layer of the layout
-        return gelu_linear(gelu_linear(linear(tokens, first), second), self.head_grid if layout.grid else self.head_region)
+        hidden = gelu_linear(linear(tokens, first), second)
+        return gelu_linear(hidden, self.head_grid if layout.grid else self.head_region)
 
     # -- masked reconstruction and prompt tuning --------------------------------------------
     def reconstruct(self, batch: dict, span: str = "inputs", strategy: str | None = None) -> ModelOutput:
@@ -250,7 +251,8 @@ class UniST(STModel):
         patches = self.tokens.patches(values, seen, layout, layout.hist_pad, layout.fut_pad, hide=draw.hide)
         enc_add, dec_add = self.tokens.positions(batch, layout, graph, T, home)
         visible = draw.visible(self.mask_token.shape[0])
-        h = linear(self.encoder(torch.gather(self.tokens.embed(patches, layout) + enc_add, 1, visible)), self.decoder_embed)
+        h = self.encoder(torch.gather(self.tokens.embed(patches, layout) + enc_add, 1, visible))
+        h = linear(h, self.decoder_embed)
         tokens = self.mask_token.expand(B, layout.Tp * layout.S, -1).scatter(1, visible, h) + dec_add
         steps = T if span == "window" else H
         prediction = unpatch(self._head(self.decoder(tokens), layout), layout, layout.hist_pad, steps)[..., :C]

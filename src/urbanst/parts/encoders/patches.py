@@ -234,11 +234,13 @@ class PatchTokens(nn.Module):
         time of day and weekday, and its position."""
         conv = self.embed_grid if layout.grid else self.embed_region
         B, Th, S, pt = patches.shape[0], layout.Th, layout.S, layout.pt
-        per_step = patches.view(B, Th, S, -1, pt, layout.ph * layout.pw).permute(0, 1, 4, 2, 3, 5).reshape(B, Th * pt, S, -1)
+        per_step = patches.view(B, Th, S, -1, pt, layout.ph * layout.pw).permute(0, 1, 4, 2, 3, 5)
+        per_step = per_step.reshape(B, Th * pt, S, -1)
         tokens = linear(per_step, conv.weight.sum(2).flatten(1), conv.bias)
         tokens = tokens + encoded.view(B, Th, 1, S, -1).expand(-1, -1, pt, -1, -1).reshape(tokens.shape)
         H = layout.history
-        when = self.time(batch["time_of_day"][:, :H], batch["day_of_week"][:, :H]) + sincos_t(self.dim, H, tokens.device)
+        when = self.time(batch["time_of_day"][:, :H], batch["day_of_week"][:, :H])
+        when = when + sincos_t(self.dim, H, tokens.device)
         return tokens[:, layout.hist_pad :] + when[:, :, None]
 
     def periodic(self, batch: dict, layout: Layout) -> torch.Tensor | None:
