@@ -37,26 +37,20 @@ def sincos_1d(dim: int, positions: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _sincos_2d(dim: int, Hp: int, Wp: int) -> torch.Tensor:
+def sincos_2d(dim: int, Hp: int, Wp: int, device=None) -> torch.Tensor:
+    """``[Hp * Wp, dim]`` row-major; half the width encodes the row, half the column. Cached per device, so a
+    step on a GPU copies nothing from the host."""
     if dim % 4:
         raise ValueError(f"2-D sin-cos width must be divisible by 4, got {dim}")
     hh, ww = np.meshgrid(np.arange(Hp), np.arange(Wp), indexing="ij")
     emb = np.concatenate([sincos_1d(dim // 2, hh), sincos_1d(dim // 2, ww)], axis=1)
-    return torch.from_numpy(emb).float()
+    return torch.from_numpy(emb).float().to(device)
 
 
 @lru_cache(maxsize=64)
-def _sincos_t(dim: int, Tp: int) -> torch.Tensor:
-    return torch.from_numpy(sincos_1d(dim, np.arange(Tp))).float()
-
-
-def sincos_2d(dim: int, Hp: int, Wp: int, device=None) -> torch.Tensor:
-    """``[Hp * Wp, dim]`` row-major; half the width encodes the row, half the column."""
-    return _sincos_2d(dim, Hp, Wp).to(device)
-
-
 def sincos_t(dim: int, Tp: int, device=None) -> torch.Tensor:
-    return _sincos_t(dim, Tp).to(device)
+    """``[Tp, dim]``, cached per device."""
+    return torch.from_numpy(sincos_1d(dim, np.arange(Tp))).float().to(device)
 
 
 # -- spatial structure of region data ------------------------------------------------
