@@ -35,7 +35,7 @@ ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_li
 
 
 def _by_onednn(x: torch.Tensor) -> bool:
-    return ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32
+    return ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32 and x.numel() > 0
 
 
 def _nt(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -61,7 +61,7 @@ class _Linear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
-        return _nt(x.reshape(-1, x.shape[-1]), weight, bias).view(*x.shape[:-1], -1)
+        return _nt(x.reshape(-1, x.shape[-1]), weight, bias).view(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx, grad):
@@ -74,7 +74,7 @@ class _LayerNormLinear(torch.autograd.Function):
         normed = F.layer_norm(x, (x.shape[-1],), ln_weight, ln_bias, eps)
         ctx.save_for_backward(x, ln_weight, ln_bias, weight)
         ctx.eps = eps
-        return _nt(normed.reshape(-1, x.shape[-1]), weight, bias).view(*x.shape[:-1], -1)
+        return _nt(normed.reshape(-1, x.shape[-1]), weight, bias).view(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx, grad):
@@ -92,7 +92,7 @@ class _GeluLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, bias):
         ctx.save_for_backward(h, weight)
-        return _nt(F.gelu(h).reshape(-1, h.shape[-1]), weight, bias).view(*h.shape[:-1], -1)
+        return _nt(F.gelu(h).reshape(-1, h.shape[-1]), weight, bias).view(*h.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx, grad):
@@ -114,7 +114,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor | nn.Linear, bias: torch.Tensor
         return F.linear(x, weight, bias)
     if _tracked(x, weight, bias):
         return _Linear.apply(x, weight, bias)
-    return _nt(x.reshape(-1, x.shape[-1]), weight, bias).view(*x.shape[:-1], -1)
+    return _nt(x.reshape(-1, x.shape[-1]), weight, bias).view(*x.shape[:-1], weight.shape[0])
 
 
 def layer_norm_linear(x: torch.Tensor, norm: nn.LayerNorm, layer: nn.Linear) -> torch.Tensor:
@@ -150,7 +150,8 @@ class Attention(nn.Module):
         B, L, _ = projected.shape
         # chunks, not indexing or unbind: the backward joins the gradients in one copy, and the attention output
         # comes back laid out [B, L, heads, D / heads], so the projection reads it without a copy
-        return tuple(part.view(B, L, self.heads, -1).transpose(1, 2) for part in projected.chunk(parts, -1))
+        width = projected.shape[-1] // parts // self.heads
+        return tuple(part.view(B, L, self.heads, width).transpose(1, 2) for part in projected.chunk(parts, -1))
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
