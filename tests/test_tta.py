@@ -145,3 +145,36 @@ def test_benchmark_fit_and_evaluate_records_say_what_adapted(capsys, tmp_path):
     assert code == 0, capsys.readouterr().err
     record = json.loads((tmp_path / "eval" / "results.json").read_text())[0]
     assert record["tta_steps"] == 3 and record["tta_windows"]["split"] == "val"
+
+
+def test_causal_adaptation_never_reads_what_a_block_scores_or_anything_after_it(city, tiny_gpt2):
+    # the first forecast of a block reads inputs before the block's first origin only: poisoning every value at
+    # or after that origin (the block's targets and every later step) must leave it bit-identical
+    task, data, windows = city
+    test = windows["test"]
+    first = int(test.origins[0])
+    second_block = test.origins[test.origins >= first + 24][0]
+    poisoned = task.windows(data, windows["train"].series.scaler, splits=("test",))["test"]
+    series = poisoned.series
+    after = torch.arange(series.num_steps) >= second_block
+    series.scaled[after] = 1e6
+    series.raw[after] = 1e6
+    firsts = {}
+    for name, split in (("clean", test), ("poisoned", poisoned)):
+        model = build("unist", city, tiny_gpt2)
+        seen = []
+        feed = tta.feed
+
+        def spy(m, block, scorer, *args, **kwargs):
+            if int(block.origins[0]) == int(second_block):
+                seen.append(predict(m, block.__getitems__([0])))
+            return feed(m, block, scorer, *args, **kwargs)
+
+        tta.feed = spy
+        try:
+            evaluate_adapted(model, task, split.at(split.origins[split.origins <= second_block]),
+                             Adaptation(3, "causal", lr=1e-2, batch_size=16), progress=False)
+        finally:
+            tta.feed = feed
+        firsts[name] = seen[0]
+    assert torch.equal(firsts["clean"], firsts["poisoned"])

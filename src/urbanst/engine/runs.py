@@ -189,6 +189,7 @@ def score(model: STModel, prepared: Prepared, train_seconds: float, progress: bo
         channels=list(prepared.data.attributes),
         notes=_notes(prepared, adaptation, model.context_steps),
         tta_steps=cfg.tta_steps,
+        tta_mode=cfg.tta_mode,
         tta_windows=adaptation,
         **(training or describe_training(model, [])),
     )

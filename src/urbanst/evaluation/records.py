@@ -32,6 +32,7 @@ class ResultRecord:
     channels: list[str] = field(default_factory=list)  # the dataset's attribute names
     notes: str = ""
     tta_steps: int = 0  # test-time adaptation steps before scoring (0: none)
+    tta_mode: str = "causal"  # how it would adapt: causal (blocks in time order) or transductive
     tta_windows: dict = field(default_factory=dict)  # what it read: split, windows, batch size, lr (empty: none)
     preset: str | None = None  # "cpu" or "paper" (None: a model without presets, e.g. a baseline)
     backbone: dict = field(default_factory=dict)  # the language model: backbone, backbone_layers, backbone_policy
