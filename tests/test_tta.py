@@ -178,3 +178,17 @@ def test_causal_adaptation_never_reads_what_a_block_scores_or_anything_after_it(
             tta.feed = feed
         firsts[name] = seen[0]
     assert torch.equal(firsts["clean"], firsts["poisoned"])
+
+
+def test_adaptation_moves_what_reconstruction_reads_even_after_prompt_tuning(city, tiny_gpt2, monkeypatch):
+    task, model, test = city[0], build("unist", city, tiny_gpt2), city[2]["test"]
+    model.prompt_tuning(train_head=True)
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert any(n.startswith("encoder.") for n in frozen)
+    during = []
+    adapt_steps = tta.adapt
+    monkeypatch.setattr(tta, "adapt", lambda m, *a, **k: during.append(
+        {n for n, p in m.named_parameters() if p.requires_grad}) or adapt_steps(m, *a, **k))
+    evaluate_adapted(model, task, test, Adaptation(1, "transductive", batch_size=16), progress=False)
+    assert any(n.startswith("encoder.") for n in during[0]), "the encoder adapts"
+    assert {n for n, p in model.named_parameters() if not p.requires_grad} == frozen, "the stage's freezing is back"

@@ -10,7 +10,9 @@ protocol for zero-shot transfer), in one of two modes.
   made so says "transductive".
 
 Any model that ``reconstructs`` hidden *input* values can adapt (unist, urbanmind): its loss is the masked
-reconstruction of the inputs (``model.reconstruct(batch, span="inputs")``). Every batch is stripped of its
+reconstruction of the inputs (``model.reconstruct(batch, span="inputs")``), and every weight but a pretrained
+language model's frozen ones adapts, whatever the model's last training stage froze (after UniST's prompt tuning
+only prompts and head train, and reconstruction reads no prompt). Every batch is stripped of its
 targets (``y``, ``target_mask``, ``y_event``) and of the weather observed after the forecast origin first; the
 optimiser (AdamW, gradient norm clipped at 5) moves the parameters that train, the model in eval mode (no
 dropout), the window order from ``seed``, so an adaptation repeats. The trained weights are put back after
@@ -75,6 +77,9 @@ def evaluate_adapted(model, task, windows, how: Adaptation, split: str = "test",
     if not how.steps:
         return task.evaluate(model, windows, how.batch_size, progress), {}
     check_adaptable(model)
+    flags = {name: p.requires_grad for name, p in model.named_parameters()}
+    for name, p in model.named_parameters():  # what reconstruction reads adapts, whatever the last stage froze
+        p.requires_grad_(flags[name] or name not in frozen_pretrained(model))
     trained = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
     lr = how.lr or TTA_LR_SHARE * model.default_lr
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
@@ -91,9 +96,18 @@ def evaluate_adapted(model, task, windows, how: Adaptation, split: str = "test",
             for name, p in model.named_parameters():
                 if name in trained:
                     p.copy_(trained[name])
+                p.requires_grad_(flags[name])
     record = {"mode": how.mode, "steps": how.steps, "split": split, "batch_size": how.batch_size, "lr": lr, **read,
               "reconstruction_loss": [round(losses[0], 4), round(losses[-1], 4)]}
     return evaluation, record
+
+
+def frozen_pretrained(model) -> set[str]:
+    """The frozen weights of a pretrained language model inside ``model``: they stay frozen while it adapts."""
+    from urbanst.backbones import Backbone
+
+    return {f"{prefix}.{name}" for prefix, module in model.named_modules() if isinstance(module, Backbone)
+            for name, p in module.named_parameters() if not p.requires_grad}
 
 
 def _causal(model, task, windows, optimizer, how: Adaptation, split: str, progress: bool):
