@@ -211,6 +211,13 @@ class MultiWindows(Dataset):
         return self.parts[part].__getitems__([j for _, j in located])
 
 
+def batch_indices(windows, size: int) -> list[list[int]]:
+    """Consecutive batches of at most ``size`` window indices, never crossing the parts of a :class:`MultiWindows`."""
+    bounds = [int(b) for b in windows.offsets] if isinstance(windows, MultiWindows) else [0, len(windows)]
+    return [list(range(s, min(s + size, end))) for first, end in zip(bounds[:-1], bounds[1:])
+            for s in range(first, end, size)]
+
+
 class GroupedBatches(torch.utils.data.Sampler):
     """Batches of indices from one part of a :class:`MultiWindows` at a time, shuffled by (seed, epoch)."""
 

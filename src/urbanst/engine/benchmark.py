@@ -66,6 +66,7 @@ def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
     target_own = replace(target_own, config=replace(target_own.config, tta_steps=0))
     records, samples, unit_errors = [], {}, {}
     for name, form in runs(models, cfg):
+        beside = []  # (run, record, evaluation) of rows that go with this one
         prepared = target_own if model_class(zoo_name(name)).family == "baseline" else transfer
         run = (name if form is None else f"{name}-{form}-lm").replace(":", "-")
         output = None if cfg.output is None else Path(cfg.output) / "runs" / run
@@ -73,6 +74,11 @@ def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
         if is_pretrained(name) and cfg.shots != "few":  # a shipped checkpoint is scored as it ships: zero-shot
             own = replace(target_own, config=replace(target_own.config, tta_steps=cfg.tta_steps))
             model, record, evaluation = score_checkpoint(name, own, progress=cfg.progress)
+            if not cfg.tta_steps:  # beside it, a linear rule fit on the same corpus, zero-shot too
+                corpus = read_model_meta(name).get("pretrained_on", [])
+                ridge_record, ridge_evaluation = corpus_ridge(corpus, cfg, replace(cfg.training, progress=False))
+                beside.append((f"ridge_periodic-{run}", {**ridge_record, "model": f"ridge_periodic (corpus of {name})"},
+                               ridge_evaluation))
         else:  # trained here; a shipped checkpoint is fine-tuned on the few-shot windows (fit --init)
             options = backbone_options(model_class(zoo_name(name)), {**cfg.backbone_settings, **ablated(form, cfg)})
             model, record, evaluation, _ = run_model(zoo_name(name), prepared, train_cfg, progress=cfg.progress,
@@ -85,12 +91,23 @@ def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
         trained_here = model.trains_by_gradient and not (is_pretrained(name) and cfg.shots != "few")
         if train_cfg.output is not None and trained_here:  # reusable by evaluate, predict, explain
             model.save_pretrained(train_cfg.output / "model", extra={"trained_on": trained_on(prepared)})
-        records.append(record)
-        samples[run] = evaluation.sample
-        unit_errors[run] = evaluation.metrics.get("per_unit")
+        for run, record, evaluation in [(run, record, evaluation), *beside]:
+            records.append(record)
+            samples[run] = evaluation.sample
+            unit_errors[run] = evaluation.metrics.get("per_unit")
     if cfg.output is not None:
         write_outputs(records, samples, target_own.data, Path(cfg.output), unit_errors)
     return records
+
+
+def corpus_ridge(corpus: list[str], cfg: BenchmarkConfig, training: TrainConfig) -> tuple:
+    """``ridge_periodic`` fit on the training windows of ``corpus`` (each dataset scaled by its own training split)
+    and scored zero-shot on the target: does a deep model trained there learn more than a linear rule?"""
+    if not corpus:
+        raise UrbanstError("the checkpoint names no corpus (pretrained_on): no linear rule to fit beside it")
+    prepared = prepare(replace(cfg, shots="zero", sources=list(corpus), few_ratio=None, tta_steps=0))
+    _, record, evaluation, _ = run_model("ridge_periodic", prepared, training, progress=cfg.progress)
+    return record, evaluation
 
 
 def ablated(form: str | None, cfg: BenchmarkConfig) -> dict:

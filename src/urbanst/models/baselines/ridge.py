@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
-from urbanst.progress import bar
 
 from urbanst.contract import ModelOutput, to_scaled
+from urbanst.data.windows import batch_indices
 from urbanst.models.base import STModel
 from urbanst.nn.embeddings import time_slot
+from urbanst.progress import bar
 
 
 @dataclass
@@ -77,9 +78,8 @@ class Ridge(STModel):
         Fn, P = self.num_features, self.config.horizon
         gram = torch.zeros(P, Fn, Fn, dtype=torch.float64)
         moment = torch.zeros(P, Fn, dtype=torch.float64)
-        size = self.config.batch_size
-        for start in bar(range(0, len(train_windows), size), desc="ridge fit"):
-            batch = train_windows.__getitems__(list(range(start, min(start + size, len(train_windows)))))
+        for indices in bar(batch_indices(train_windows, self.config.batch_size), desc="ridge fit"):
+            batch = train_windows.__getitems__(indices)
             feats = rearrange(self.features(batch), "b p n c f -> p (b n c) f").double()
             target = rearrange(to_scaled(batch, batch["y"]), "b p n c -> p (b n c)").double()
             keep = rearrange(batch["target_mask"], "b p n c -> p (b n c)").double()
