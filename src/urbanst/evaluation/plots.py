@@ -99,6 +99,24 @@ def plot_transfer(records: list[dict], path: Path, metric: str = "mae") -> Path:
     return _save(fig, path)
 
 
+def plot_few_shot(curves: dict[str, dict[float, float]], dataset: str, path: Path, metric: str = "mae") -> Path:
+    """One line per model: the test metric against the share of the target's training windows it was given
+    (1.0 = all of them); baselines (labels with "(b)") dashed."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for model, points in curves.items():
+        ratios = sorted(points)
+        values = [np.nan if points[r] is None else points[r] for r in ratios]
+        ax.plot([100 * r for r in ratios], values, marker="o", ms=4, label=model,
+                linestyle="--" if "(b)" in model else "-")
+    ax.set_xscale("log")
+    ax.set_xlabel("share of the target's training windows (%)")
+    ax.set_ylabel(f"test {metric.upper()} (original units)" if metric in ("mae", "rmse") else f"test {metric}")
+    ax.set_title(f"{dataset}: few-shot {metric.upper()} against the share of training windows")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, path)
+
+
 def plot_ablation(records: list[dict], path: Path, metric: str = "mae") -> Path:
     """Per language-model preset, one bar each for its pretrained, random and absent LM, beside dashed lines at
     the best baseline and at stid."""
