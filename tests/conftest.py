@@ -11,6 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+from urbanst.backbones.loading import quiet_transformers
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -42,6 +45,25 @@ def tiny_gpt2(tmp_path_factory) -> str:
 
     return str(save_backbone(build_tiny_backbone("gpt2", hidden=32, layers=2, max_positions=512, seed=0),
                              tmp_path_factory.mktemp("lm") / "tiny-gpt2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_chronos(tmp_path_factory) -> str:
+    """A Chronos-Bolt checkpoint of random weights saved to a folder (nothing downloaded)."""
+    from chronos.chronos_bolt import ChronosBoltModelForForecasting
+    from transformers import T5Config
+
+    config = T5Config(d_model=16, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=2, d_kv=8, vocab_size=2,
+                      decoder_start_token_id=0, pad_token_id=0, use_cache=False)
+    config.chronos_config = dict(context_length=64, prediction_length=16, input_patch_size=8, input_patch_stride=8,
+                                 quantiles=[0.1, 0.5, 0.9], use_reg_token=True)
+    config.chronos_pipeline_class = "ChronosBoltPipeline"
+    config.architectures = ["ChronosBoltModelForForecasting"]
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("chronos") / "tiny-chronos-bolt"
+    with quiet_transformers():
+        ChronosBoltModelForForecasting(config).save_pretrained(folder)
+    return str(folder)
 
 
 @pytest.fixture(scope="module")

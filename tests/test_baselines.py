@@ -443,3 +443,37 @@ def test_fracast_reads_its_context_and_falls_back_where_it_has_too_little():
     truth = (torch.as_tensor(values[T - 6:, 0, 0]) - float(model.scaler.mean[0])) / float(model.scaler.std[0])
     assert not output.fallback[0, :, 0].any() and output.fallback[0, :, 1].all()
     assert float((output.prediction[0, :, 0, 0] - truth).abs().max()) < 0.2  # scaled units; the cycle's range is ~2
+
+
+def test_chronos_reads_a_local_checkpoint_and_its_forecast_follows_the_series_scale(tiny_chronos):
+    # Chronos normalises each series itself: shifting and stretching a unit's values shifts and stretches its
+    # forecast the same way, even with random weights; a unit with too little context falls back to its last value
+    pytest.importorskip("chronos")
+    T = 3 * 7 * 24
+    hours = np.arange(T)[:, None, None]
+    base = 10 + 5 * np.sin(2 * np.pi * hours[:, 0, 0] / 24)
+    values = np.stack([base, 3 * base + 40, base], axis=1)[..., None].astype(np.float64)
+    values[: T - 10, 2] = np.nan  # 4 observed inputs before the last origin
+    data = series(values)
+    task = ForecastTask(history=12, horizon=6)
+    model = model_class("chronos").build(task.data_spec(data), context=48, path=tiny_chronos)
+    model.scaler = task.fit_scaler(data)
+    test = task.windows(data, model.scaler)["test"]
+    batch = test.with_context(48).__getitems__([len(test) - 1])
+    output = model(batch)
+    forecast = output.prediction[0, :, :, 0] * float(model.scaler.std[0]) + float(model.scaler.mean[0])
+    torch.testing.assert_close(forecast[:, 1], 3 * forecast[:, 0] + 40, rtol=1e-3, atol=1e-2)
+    assert not output.fallback[0, :, :2].any() and output.fallback[0, :, 2].all()
+    last = (values[T - 7, 2, 0] - float(model.scaler.mean[0])) / float(model.scaler.std[0])
+    torch.testing.assert_close(output.prediction[0, :, 2, 0], torch.full((6,), last, dtype=output.prediction.dtype))
+
+
+def test_chronos_without_a_checkpoint_folder_says_what_to_give(tmp_path):
+    pytest.importorskip("chronos")
+    spec = ForecastTask(history=12, horizon=6).data_spec(series(np.ones((400, 2, 1))))
+    with pytest.raises(UrbanstError, match="chronos needs --option path=FOLDER"):
+        model_class("chronos").build(spec, path=str(tmp_path / "absent"))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json")
+    with pytest.raises(UrbanstError, match="not a readable Chronos checkpoint"):
+        model_class("chronos").build(spec, path=str(tmp_path / "broken"))

@@ -40,14 +40,15 @@ def data_for(name: str):
     return make_task(task_name, history, horizon, SplitRule()), data
 
 
-def options_for(name: str, backbone: str) -> dict:
-    """A tiny language model instead of the embedded MiniLM, for the models that take one."""
+def options_for(name: str, backbone: str, chronos: str) -> dict:
+    """A tiny language model instead of the embedded MiniLM, for the models that take one; a tiny Chronos
+    checkpoint for chronos."""
     fields = model_class(name).config_class.__dataclass_fields__
-    return {"backbone": backbone} if "backbone" in fields else {}
+    return {"backbone": backbone} if "backbone" in fields else {"path": chronos, "context": 48} if name == "chronos" else {}
 
 
 @pytest.fixture(scope="module")
-def zoo(tiny_gpt2, tmp_path_factory):
+def zoo(tiny_gpt2, tiny_chronos, tmp_path_factory):
     """Every model built (seeded) and, for baselines, fit; with a probe batch of its task's test windows."""
     out = {}
     for name in NAMES:
@@ -55,7 +56,7 @@ def zoo(tiny_gpt2, tmp_path_factory):
         scaler = task.fit_scaler(data)
         windows = task.windows(data, scaler)
         torch.manual_seed(0)
-        model = model_class(name).build(task.data_spec(data), **options_for(name, tiny_gpt2))
+        model = model_class(name).build(task.data_spec(data), **options_for(name, tiny_gpt2, tiny_chronos))
         model.scaler = scaler
         if not model.trains_by_gradient:
             model.fit_closed_form(windows["train"])

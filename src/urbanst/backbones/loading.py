@@ -234,7 +234,7 @@ class Checkpoint:
         """The Hugging Face base model with the checkpoint's weights, every block the config keeps."""
         from transformers import AutoModel
 
-        with _quiet_transformers():
+        with quiet_transformers():
             try:
                 model, info = AutoModel.from_pretrained(
                     self.folder,
@@ -263,7 +263,7 @@ def read_checkpoint(name_or_path: str | os.PathLike | None = None) -> Checkpoint
     name = DEFAULT_NAME if name_or_path is None else str(name_or_path)
     folder, source = _resolve(name)
     _require_safetensors(folder, name)
-    with _quiet_transformers():
+    with quiet_transformers():
         try:
             config = AutoConfig.from_pretrained(folder, local_files_only=True)
         except (OSError, ValueError) as err:
@@ -337,7 +337,7 @@ def _load_tokenizer(folder: Path):
     from transformers import AutoTokenizer
 
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             return AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except Exception as err:  # a broken tokenizer must not hide a usable model
         warnings.warn(f"{folder}: tokenizer files present but unreadable ({err}); tokenizer is None", stacklevel=3)
@@ -345,7 +345,7 @@ def _load_tokenizer(folder: Path):
 
 
 @contextlib.contextmanager
-def _quiet_transformers():
+def quiet_transformers():
     """Silence transformers' load report and progress bars for the duration, then restore them."""
     from transformers.utils import logging as hf_logging
 
@@ -382,7 +382,7 @@ def build_tiny_backbone(
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
-        with _quiet_transformers():
+        with quiet_transformers():
             if family == "gpt2":
                 config = GPT2Config(
                     vocab_size=vocab, n_positions=max_positions, n_embd=hidden, n_layer=layers, n_head=heads,
@@ -415,7 +415,7 @@ def save_backbone(backbone: Backbone, directory: str | os.PathLike) -> Path:
     if backbone.peft_model is not None:
         raise UrbanstError("this backbone carries LoRA adapters; save them with save_adapter(), not save_backbone()")
     directory = Path(directory)
-    with atomic_dir(directory) as tmp, _quiet_transformers():
+    with atomic_dir(directory) as tmp, quiet_transformers():
         backbone.model.save_pretrained(tmp)
         if backbone.tokenizer is not None:
             backbone.tokenizer.save_pretrained(tmp)

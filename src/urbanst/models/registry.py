@@ -20,7 +20,8 @@ ZOO = {
     "locf": "urbanst.models.baselines.impute:LOCF",
     "linear": "urbanst.models.baselines.impute:LinearInterpolation",
     "idw": "urbanst.models.baselines.impute:IDW",
-    "fracast": "urbanst.models.fracast:Fracast",
+    "fracast": "urbanst.models.foundation:Fracast",
+    "chronos": "urbanst.models.foundation:Chronos",
     # deep models
     "stid": "urbanst.models.stid:STID",
     "unist": "urbanst.models.unist:UniST",
