@@ -231,6 +231,22 @@ def test_few_shot_trains_on_the_latest_share_and_scales_by_those_steps(tmp_path,
     assert not np.allclose(saved.mean, full.scaler.mean, rtol=1e-3)
 
 
+def test_few_shot_baselines_fit_on_the_same_windows_as_the_trained_models(data_dir):
+    # ha in a few-shot benchmark is the historical average of the kept windows' steps, not of the full split
+    from urbanst.engine.benchmark import BenchmarkConfig, run_benchmark
+
+    few = run_benchmark(BenchmarkConfig("synthetic_grid", models=["ha", "last"], shots="few", few_ratio=0.1,
+                                        data_dir=str(data_dir), progress=False))
+    full = run_benchmark(BenchmarkConfig("synthetic_grid", models=["ha", "last"], data_dir=str(data_dir),
+                                         progress=False))
+    by = {(r["model"], r["shots"]): r for r in few + full}
+    assert set(by) == {("ha", "few"), ("last", "few"), ("ha", "full"), ("last", "full")}
+    kept = math.ceil(0.1 * by["ha", "full"]["train_windows"])
+    assert by["ha", "few"]["train_windows"] == kept
+    assert by["ha", "few"]["metrics"]["mae"] != pytest.approx(by["ha", "full"]["metrics"]["mae"], rel=1e-4)
+    assert by["last", "few"]["metrics"]["mae"] == pytest.approx(by["last", "full"]["metrics"]["mae"], rel=1e-5)  # another scaler
+
+
 def _import_city(data_dir: Path, name: str, seed: int, poison_until: int | None = None) -> None:
     """A second 8x8 synthetic city (same units and channels as synthetic_grid) as an imported NPZ;
     ``poison_until``: every value before that step is multiplied by 1000 and shifted by 1e6."""
@@ -413,3 +429,19 @@ def test_zero_shot_across_shapes_and_channel_sets_with_a_model_that_reads_any(da
                 "--history", "12", "--horizon", "3", "--max-epochs", "1", "--output", tmp_path / "fused",
                 "--data-dir", data_root])
     assert code == 2 and "a model that reads any" in capsys.readouterr().err
+
+
+def test_benchmark_options_reach_the_model_they_name(tiny_chronos, capsys, data_dir, tmp_path):
+    assert cli(["benchmark", "--dataset", "synthetic_grid", "--models", "last,chronos", "--option",
+                f"chronos.path={tiny_chronos}", "--option", "chronos.context=48", "--test-stride", "11",
+                "--output", tmp_path, "--data-dir", data_dir]) == 0
+    records = json.loads((tmp_path / "results.json").read_text())
+    assert [r["model"] for r in records] == ["last", "chronos"]
+    assert "reads the 48 steps before each forecast origin" in records[1]["notes"]
+    capsys.readouterr()
+    assert cli(["benchmark", "--dataset", "synthetic_grid", "--models", "last", "--option", "stid.embed_dim=8",
+                "--data-dir", data_dir]) == 2
+    assert "--option names ['stid'], not among the benchmark's models" in capsys.readouterr().err
+    assert cli(["benchmark", "--dataset", "synthetic_grid", "--models", "last", "--option", "embed_dim=8",
+                "--data-dir", data_dir]) == 2
+    assert "name the model, e.g. --option chronos.path=FOLDER" in capsys.readouterr().err

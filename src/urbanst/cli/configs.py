@@ -26,7 +26,21 @@ def settings(args: argparse.Namespace) -> dict:
     values = {RENAMED.get(key, key): value for key, value in vars(args).items()}
     values["task_options"] = task_options(args)
     values["backbone_settings"] = {key: values.get(key) for key in BACKBONE_FIELDS}
+    values["model_options"] = model_options(args)
     return values
+
+
+def model_options(args: argparse.Namespace) -> dict[str, dict]:
+    """A benchmark's ``--option MODEL.KEY=VALUE`` flags as ``{MODEL: {KEY: VALUE}}``."""
+    if getattr(args, "command", None) != "benchmark":
+        return {}
+    out: dict[str, dict] = {}
+    for key, value in getattr(args, "option", []):
+        model, dot, field = key.rpartition(".")
+        if not dot or not model or not field:
+            raise UrbanstError(f"benchmark --option {key}={value}: name the model, e.g. --option chronos.path=FOLDER")
+        out.setdefault(model, {})[field] = value
+    return out
 
 
 def task_options(args: argparse.Namespace) -> dict:

@@ -181,6 +181,9 @@ def build_parser() -> Parser:
                        help="run every model that has a language model three times: with its own, a randomly "
                        "initialised one of the same architecture (--backbone random), and none (--backbone none)")
     _add_preset(bench)
+    bench.add_argument("--option", type=key_value, action="append", default=[], metavar="MODEL.KEY=VALUE",
+                       help="one model's config override, repeatable, e.g. --option chronos.path=FOLDER "
+                       "(a local Chronos checkpoint) or --option stid.embed_dim=64")
     _add_tta(bench)
     _add_data_dir(bench)
 

@@ -32,6 +32,7 @@ class BenchmarkConfig(ExperimentConfig):
     backbone_settings: dict = field(default_factory=dict)
     preset: str = "auto"  # cpu, paper, or auto: paper on an accelerator, cpu on a CPU
     ablate_lm: bool = False  # run each model with a language model also with a random one and with none
+    model_options: dict = field(default_factory=dict)  # {model: {config field: value}} for the models named
 
 
 def expand_models(names: list[str]) -> list[str]:
@@ -53,16 +54,20 @@ def zoo_name(name: str) -> str:
 
 
 def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
-    """Every model on one protocol. In a few- or zero-shot benchmark the baselines are the target's own
-    (fit on its full training split), so each transfer row stands beside what the target alone achieves.
+    """Every model on one protocol. In a zero-shot benchmark the baselines are the target's own (fit on its
+    full training split), so each transfer row stands beside what the target alone achieves; in a few-shot one
+    they fit on the same few-shot windows as every trained model (what a user with that little data has).
     With ``tta_steps`` every trained model adapts to the test inputs before scoring; baselines do not."""
     models = expand_models(cfg.models)
+    unknown = sorted(set(cfg.model_options) - set(models))
+    if unknown:
+        raise UrbanstError(f"--option names {unknown}, not among the benchmark's models {models}")
     for name in models:
         check_task(model_class(zoo_name(name)), cfg.task)
         if cfg.tta_steps and model_class(zoo_name(name)).family != "baseline":
             check_adaptable(model_class(zoo_name(name)))
     transfer = prepare(cfg)
-    target_own = prepare(replace(cfg, shots="full", few_ratio=None, sources=[])) if cfg.shots != "full" else transfer
+    target_own = prepare(replace(cfg, shots="full", few_ratio=None, sources=[])) if cfg.shots == "zero" else transfer
     target_own = replace(target_own, config=replace(target_own.config, tta_steps=0))
     records, samples, unit_errors = [], {}, {}
     for name, form in runs(models, cfg):
@@ -80,7 +85,8 @@ def run_benchmark(cfg: BenchmarkConfig) -> list[dict]:
                 beside.append((f"ridge_periodic-{run}", {**ridge_record, "model": f"ridge_periodic (corpus of {name})"},
                                ridge_evaluation))
         else:  # trained here; a shipped checkpoint is fine-tuned on the few-shot windows (fit --init)
-            options = backbone_options(model_class(zoo_name(name)), {**cfg.backbone_settings, **ablated(form, cfg)})
+            options = {**backbone_options(model_class(zoo_name(name)), {**cfg.backbone_settings, **ablated(form, cfg)}),
+                       **cfg.model_options.get(name, {})}
             model, record, evaluation, _ = run_model(zoo_name(name), prepared, train_cfg, progress=cfg.progress,
                                                      preset=cfg.preset, init=name if is_pretrained(name) else None,
                                                      **options)
