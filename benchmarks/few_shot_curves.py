@@ -27,7 +27,7 @@ def run(dataset: str, share: float, args, folder: Path) -> None:
                *shots, "--time-budget", str(args.time_budget), "--test-stride", str(args.test_stride),
                "--seed", str(args.seed), "--output", str(folder)]
     start = time.perf_counter()
-    with open(folder.with_suffix(".log"), "w") as log:
+    with open(folder.parent / f"{folder.name}.log", "w") as log:
         done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
     print(f"{dataset} {share:.0%}: exit {done.returncode}, {time.perf_counter() - start:.0f} s", flush=True)
 

@@ -8,7 +8,9 @@
 #   4. zero-shot tables on each evaluation dataset: the target's own baselines, fracast, and the checkpoint with
 #      test-time adaptation off, causal and transductive.
 # One volume per attribute (channels=separate), so one set of weights serves any number of channels.
-# Budgets in seconds: PRETRAIN, TUNE; a run folder: OUT. One thread each (the machine has two cores).
+# Budgets in seconds: PRETRAIN, TUNE; a run folder: OUT; more model options: OPTIONS (e.g. "--option
+# window_norm=true"); the zero-shot tables score one test window in STRIDE, with the BASELINES beside the
+# checkpoint (set BASELINES= to score the checkpoint alone). One thread each (the machine has two cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=${NAME:-unist-urban-v1}
@@ -17,9 +19,13 @@ EVALUATION=${EVALUATION:-nyc_taxi chi_crime montevideo_bus la_loop}
 PRETRAIN=${PRETRAIN:-1800}
 TUNE=${TUNE:-900}
 OUT=${OUT:-runs/universal}
+OPTIONS=${OPTIONS:-}
+STRIDE=${STRIDE:-97}
+BASELINES=${BASELINES-last,seasonal,ridge_periodic,fracast}
 URBANST=${URBANST:-.venv/bin/urbanst}
+PYTHON=${PYTHON:-.venv/bin/python}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-MODEL="--model unist --option channels=separate --option size=small --history 12 --horizon 12 --batch-size 32"
+MODEL="--model unist --option channels=separate --option size=small $OPTIONS --history 12 --horizon 12 --batch-size 32"
 
 mkdir -p "$OUT"
 SECONDS=0
@@ -31,14 +37,14 @@ $URBANST fit --dataset nyc_taxi --shots zero --source "$CORPUS" $MODEL --init "$
 echo "{\"pretrain\": $pretrain_seconds, \"tune\": $((SECONDS - pretrain_seconds))}" > "$OUT/wall_seconds.json"
 rm -rf "src/urbanst/pretrained/$NAME" && mkdir -p src/urbanst/pretrained
 cp -r "$OUT/tune/model" "src/urbanst/pretrained/$NAME"
-.venv/bin/python benchmarks/universal_card.py --name "$NAME" --runs "$OUT" --corpus "$CORPUS" --evaluation $EVALUATION
+$PYTHON benchmarks/universal_card.py --name "$NAME" --runs "$OUT" --corpus "$CORPUS" --evaluation $EVALUATION --stride "$STRIDE"
 
 for dataset in $EVALUATION; do
   for mode in off causal transductive; do
     tta=$([ "$mode" = off ] && echo "" || echo "--tta-steps 5 --tta-mode $mode")
-    models=$([ "$mode" = off ] && echo "last,seasonal,ridge_periodic,fracast,pretrained:$NAME" || echo "pretrained:$NAME")
-    $URBANST benchmark --dataset "$dataset" --models "$models" $tta --test-stride 25 \
+    models=$([ "$mode" = off ] && [ -n "$BASELINES" ] && echo "$BASELINES,pretrained:$NAME" || echo "pretrained:$NAME")
+    $URBANST benchmark --dataset "$dataset" --models "$models" $tta --test-stride "$STRIDE" \
       --output "$OUT/zero/$dataset-$mode"
   done
 done
-.venv/bin/python benchmarks/universal_card.py --name "$NAME" --runs "$OUT" --corpus "$CORPUS" --evaluation $EVALUATION
+$PYTHON benchmarks/universal_card.py --name "$NAME" --runs "$OUT" --corpus "$CORPUS" --evaluation $EVALUATION --stride "$STRIDE"

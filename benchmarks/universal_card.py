@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, required=True)
     parser.add_argument("--corpus", required=True)
     parser.add_argument("--evaluation", nargs="+", required=True)
+    parser.add_argument("--stride", type=int, default=1, help="the zero-shot tables score one test window in this many")
     args = parser.parse_args()
     folder = PACKAGE / args.name
     meta = json.loads((folder / "config.json").read_text())
@@ -45,7 +46,8 @@ def main() -> None:
     plot_training_curves(curves, folder / "loss.png")
     tuned = json.loads((args.runs / "tune" / "results.json").read_text())[0]
     lines = [f"# {args.name}", "",
-             f"UniST ({meta['config']['size']}, one volume per attribute: any number of channels), "
+             f"UniST ({meta['config']['size']}, one volume per attribute: any number of channels"
+             f"{'; each series read in the units of its own input window' if meta['config'].get('window_norm') else ''}), "
              f"{tuned['parameters']:,} parameters, {meta['config']['history']} steps in, "
              f"{meta['config']['horizon']} out.", "",
              f"- corpus (training splits only): {', '.join(corpus)}",
@@ -59,7 +61,7 @@ def main() -> None:
     lines += ["", "![losses per epoch](loss.png)", ""]
     zero = sorted((args.runs / "zero").glob("*/results.json")) if (args.runs / "zero").is_dir() else []
     if zero:
-        lines += ["## Zero-shot evaluation (test split, one window in 25; the target's own baselines)", ""]
+        lines += [f"## Zero-shot evaluation (test split, one window in {args.stride}; the target's own baselines)", ""]
         for path in zero:
             records = json.loads(path.read_text())
             lines += [f"### {path.parent.name}", "", results_table(records), ""]

@@ -264,6 +264,43 @@ def test_an_anchored_unist_starts_at_seasonal_naive():
         assert torch.allclose(model(batch).prediction, seasonal(batch).prediction), "prompt tuning starts there again"
 
 
+def test_window_stats_read_only_observed_values():
+    from urbanst.nn.window_norm import FLOOR, window_stats
+
+    x = torch.tensor([1.0, 3.0, 100.0, 5.0]).view(1, 4, 1, 1)
+    seen = torch.tensor([True, True, False, True]).view(1, 4, 1, 1)
+    loc, scale = window_stats(x, seen)
+    assert float(loc) == pytest.approx(3.0)  # (1 + 3 + 5) / 3
+    assert float(scale) == pytest.approx(((4 + 0 + 4) / 3 + FLOOR**2) ** 0.5)
+    loc, scale = window_stats(x, torch.zeros_like(seen))
+    assert float(loc) == 0 and float(scale) == pytest.approx(FLOOR)
+
+
+@pytest.mark.parametrize("channels", ["fused", "separate"])
+def test_a_window_normalised_unist_forecasts_a_stretched_series_in_proportion(channels, monkeypatch):
+    # with window_norm, a city ten times busier (and shifted) gets the same forecast ten times larger (and
+    # shifted): what lets one checkpoint serve cities of any volume; without it, the forecast is not proportional.
+    # A flat window has no scale of its own (the floor, tested above, gives it one): no floor here
+    monkeypatch.setattr("urbanst.nn.window_norm.FLOOR", 1e-9)
+    data = make_city("region", num_units=10, weeks=3, seed=9)
+    forecasts = {}
+    for norm in (True, False):
+        torch.manual_seed(0)
+        model, windows, _ = setup(data, channels=channels, window_norm=norm)
+        with torch.no_grad():
+            for p in model.parameters():  # a model that corrects seasonal naive, as after training
+                p.add_(0.1 * torch.randn_like(p))
+        model.eval()
+        batch = windows["test"].__getitems__([0, 7])
+        stretched = {**batch, **{k: 10 * batch[k] + 3 for k in ("x", "periodic", "periodic_inputs")}}
+        with torch.no_grad():
+            forecasts[norm] = model(batch).prediction, model(stretched).prediction
+    plain, stretched = forecasts[True]
+    torch.testing.assert_close(stretched, 10 * plain + 3, rtol=1e-3, atol=1e-3)
+    plain, stretched = forecasts[False]
+    assert (stretched - (10 * plain + 3)).abs().max() > 0.1
+
+
 @pytest.mark.parametrize("kind", ["grid", "region"])
 def test_save_load_round_trip(tmp_path, kind):
     data = make_city(kind, grid=(4, 6), num_units=12, weeks=2, seed=8)

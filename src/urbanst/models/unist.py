@@ -34,6 +34,7 @@ from urbanst.models.base import Stage, STModel
 from urbanst.models.config import SpecConfig
 from urbanst.nn.anchors import seasonal_anchor
 from urbanst.nn.attention import Transformer, gelu_linear, linear, xavier_init
+from urbanst.nn.window_norm import normalise, window_stats
 from urbanst.parts.encoders.patches import PatchTokens, fold_channels, spread, unfold_channels, unpatch
 from urbanst.parts.encoders.patches_geometry import SpatialWindows
 from urbanst.parts.heads import start_at_zero
@@ -72,6 +73,7 @@ class UniSTConfig(SpecConfig):
     prompt_residual: bool = True  # prompt = memory(query) + query: the exact period values reach the decoder
     loss: Literal["mae", "mse"] = "mae"  # forecasting loss on the scored targets
     anchor: bool = True  # forecasting: a correction to seasonal naive (the period the period prompt reads)
+    window_norm: bool = False  # each series read in the units of its own input window (nn/window_norm.py)
     mask_ratio: float = 0.5
     # drawn per batch in pre-training: the release's four, and hiding whole attributes (multi-attribute data)
     pretrain_strategies: list[Literal[STRATEGIES]] = field(default_factory=lambda: ["random", "tube", "block", "temporal",
@@ -211,6 +213,12 @@ class UniST(STModel):
         return ModelOutput(forecast, loss=self.config.loss)
 
     def _forecast(self, batch: dict, use_prompts: bool = True) -> torch.Tensor:
+        if not self.config.window_norm:
+            return self._forecast_scaled(batch, use_prompts)
+        loc, scale = window_stats(batch["x"], batch["input_mask"])
+        return self._forecast_scaled(normalise(batch, loc, scale), use_prompts) * scale + loc
+
+    def _forecast_scaled(self, batch: dict, use_prompts: bool = True) -> torch.Tensor:
         c, x = self.config, batch["x"]
         B, H, N, C = x.shape
         P = batch["y"].shape[1] if "y" in batch else c.horizon
@@ -244,18 +252,20 @@ class UniST(STModel):
         c, H = self.config, batch["x"].shape[1]
         P = batch["time_of_day"].shape[1] - H
         values, seen = whole_window(batch) if span == "window" else inputs_window(batch, P)
+        loc, scale = window_stats(batch["x"], batch["input_mask"]) if c.window_norm else (0.0, 1.0)
         B, T, N, C = values.shape
         layout, graph, home = self.tokens.geometry(batch, H, P)
         draw = draw_for_batch(batch, c.pretrain_strategies, layout.Tp, layout.S, c.mask_ratio, self.training, strategy,
                               None if graph is None else graph.edge_index, None if span == "window" else layout.Th)
-        patches = self.tokens.patches(values, seen, layout, layout.hist_pad, layout.fut_pad, hide=draw.hide)
+        patches = self.tokens.patches(torch.where(seen, (values - loc) / scale, values), seen, layout, layout.hist_pad,
+                                      layout.fut_pad, hide=draw.hide)
         enc_add, dec_add = self.tokens.positions(batch, layout, graph, T, home)
         visible = draw.visible(self.mask_token.shape[0])
         h = self.encoder(torch.gather(self.tokens.embed(patches, layout) + enc_add, 1, visible))
         h = linear(h, self.decoder_embed)
         tokens = self.mask_token.expand(B, layout.Tp * layout.S, -1).scatter(1, visible, h) + dec_add
         steps = T if span == "window" else H
-        prediction = unpatch(self._head(self.decoder(tokens), layout), layout, layout.hist_pad, steps)[..., :C]
+        prediction = unpatch(self._head(self.decoder(tokens), layout), layout, layout.hist_pad, steps)[..., :C] * scale + loc
         scored = spread(draw.hide, layout, layout.hist_pad, steps) & seen[:, :steps]
         return ModelOutput(prediction, loss="mse", target=values[:, :steps], scored=scored)
 

@@ -296,7 +296,7 @@ def fold_channels(batch: dict) -> dict:
     for key in _PER_CHANNEL:
         if key in batch:
             out[key] = rearrange(batch[key], "b t n c -> (b c) t n 1")
-    for key in ("periodic", "periodic_mask"):
+    for key in ("periodic", "periodic_mask", "periodic_inputs", "periodic_inputs_mask"):
         if key in batch:
             out[key] = rearrange(batch[key], "b k p n c -> (b c) k p n 1")
     for key in ("time_of_day", "day_of_week", "origin"):
