@@ -179,6 +179,12 @@ class UniST(STModel):
         self.start_prompt_tuning()
 
     @property
+    def kept_in_adaptation(self) -> list[str]:
+        """An anchored head rebuilds values in reconstruction but corrects seasonal naive in a forecast: adapting
+        it on reconstruction would turn the correction into a value (nyc_taxi, causal TTA: MAE 10.3 -> 24.0)."""
+        return ["head"] if self.config.anchor else []
+
+    @property
     def correction_of(self) -> str | None:
         return "seasonal naive" if self.config.anchor else None
 
