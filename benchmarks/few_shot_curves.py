@@ -5,7 +5,9 @@
         --models ha,seasonal,ridge,stid,pretrained:unist-urban-v1 --time-budget 60 --test-stride 97
 
 Each (dataset, share) is one ``urbanst benchmark`` run in ``OUTPUT/DATASET/SHARE``; a run whose results.json
-exists is not repeated, so the script can be stopped and started again. A share of 1 is ``--shots full``.
+exists is not repeated, so the script can be stopped and started again. A share of 1 is ``--shots few
+--few-ratio 1``: every training window, and a shipped checkpoint fine-tuned on them (with ``--shots full`` a
+benchmark scores a checkpoint zero-shot).
 Writes ``OUTPUT/curves.md`` (MAE per model and share) and ``OUTPUT/DATASET.png``."""
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from urbanst.evaluation.tables import row_label
 
 
 def run(dataset: str, share: float, args, folder: Path) -> None:
-    shots = ["--shots", "full"] if share == 1 else ["--shots", "few", "--few-ratio", str(share)]
+    shots = ["--shots", "few", "--few-ratio", str(share)]
     command = [sys.executable, "-m", "urbanst.cli", "benchmark", "--dataset", dataset, "--models", args.models,
                *shots, "--time-budget", str(args.time_budget), "--test-stride", str(args.test_stride),
                "--seed", str(args.seed), "--output", str(folder)]

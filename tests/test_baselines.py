@@ -477,3 +477,20 @@ def test_chronos_without_a_checkpoint_folder_says_what_to_give(tmp_path):
     (tmp_path / "broken" / "config.json").write_text("{not json")
     with pytest.raises(UrbanstError, match="not a readable Chronos checkpoint"):
         model_class("chronos").build(spec, path=str(tmp_path / "broken"))
+
+
+def test_ridge_reads_any_number_of_channels_with_one_set_of_weights():
+    # fit on a two-channel city, it forecasts each channel of another city as that channel alone: what lets it be
+    # fit on a checkpoint's mixed corpus and scored on a target of other channels
+    city = make_city("region", num_units=5, weeks=3, seed=4)
+    task = ForecastTask(history=12, horizon=3)
+    model = model_class("ridge_periodic").build(task.data_spec(city))
+    model.scaler = task.fit_scaler(city)
+    model.fit_closed_form(task.windows(city, model.scaler)["train"])
+    assert model.channel_agnostic
+    batch = task.windows(city, model.scaler)["test"].__getitems__([0, 4])
+    both = model(batch).prediction
+    for c in range(2):
+        alone = {k: (v[..., c : c + 1] if torch.is_tensor(v) and v.dim() >= 4 and v.shape[-1] == 2 else v)
+                 for k, v in batch.items()}
+        torch.testing.assert_close(model(alone).prediction, both[..., c : c + 1])

@@ -49,6 +49,10 @@ class Ridge(STModel):
         self.num_features = config.history + self.context_size() + self.tod_bins + self.dow_bins + 1
         self.register_buffer("weight", torch.zeros(config.horizon, self.num_features))
 
+    @property
+    def channel_agnostic(self) -> bool:  # one set of weights for every series, whatever its channel
+        return True
+
     def context_size(self) -> int:
         return len(self.config.lags)
 
