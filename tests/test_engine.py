@@ -445,3 +445,34 @@ def test_benchmark_options_reach_the_model_they_name(tiny_chronos, capsys, data_
     assert cli(["benchmark", "--dataset", "synthetic_grid", "--models", "last", "--option", "embed_dim=8",
                 "--data-dir", data_dir]) == 2
     assert "name the model, e.g. --option chronos.path=FOLDER" in capsys.readouterr().err
+
+
+def test_grouped_batches_give_each_process_an_equal_share_that_covers_every_window(monkeypatch):
+    # several datasets' windows: Lightning cannot split batches it did not make, so each DDP process takes every
+    # world-th batch itself, as many as the others (the first batches repeated to fill)
+    from urbanst.data import windows as w
+
+    multi = w.MultiWindows([torch.utils.data.TensorDataset(torch.zeros(n)) for n in (10, 7)])
+    alone = list(w.GroupedBatches(multi, 4, seed=1))
+    assert len(alone) == 5 and sorted(i for b in alone for i in b) == list(range(17))
+    shares = []
+    for rank in range(3):
+        monkeypatch.setattr(w, "_world", lambda rank=rank: (rank, 3))
+        sampler = w.GroupedBatches(multi, 4, seed=1)
+        shares.append(list(sampler))
+        assert len(shares[-1]) == len(sampler) == 2
+    assert {i for share in shares for b in share for i in b} == set(range(17))
+    assert all(all(multi.locate(b[0])[0] == multi.locate(b[-1])[0] for b in share) for share in shares)
+
+
+def test_pretraining_runs_on_two_ddp_processes(tmp_path, data_dir):
+    # several datasets in grouped batches, and parts a stage leaves unused (UniST pre-training reads no prompt)
+    proc = subprocess.run(
+        [*_urbanst_command(), "pretrain", "--datasets", "synthetic_grid,synthetic_region", "--model", "unist",
+         "--option", "channels=separate", "--option", "size=tiny", "--history", "12", "--horizon", "6",
+         "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--max-epochs", "1",
+         "--output", str(tmp_path), "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "pre-trained unist on synthetic_grid, synthetic_region" in proc.stdout
+    assert STModel.from_pretrained(tmp_path / "model").config.channels == "separate"

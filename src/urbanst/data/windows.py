@@ -239,7 +239,27 @@ class GroupedBatches(torch.utils.data.Sampler):
         return batches
 
     def __iter__(self):
-        return iter(self._batches())
+        return iter(self._share(self._batches()))
 
     def __len__(self) -> int:
-        return sum(-(-len(p) // self.batch_size) for p in self.windows.parts)
+        total = sum(-(-len(p) // self.batch_size) for p in self.windows.parts)
+        return -(-total // _world()[1])
+
+    @staticmethod
+    def _share(batches: list[list[int]]) -> list[list[int]]:
+        """In a distributed run, this process's share of the batches: every process gets as many (the first
+        batches repeated to fill), as DDP needs; Lightning cannot split batches it did not make."""
+        rank, world = _world()
+        if world == 1:
+            return batches
+        count = -(-len(batches) // world)
+        padded = batches + batches[: count * world - len(batches)]
+        return padded[rank::world]
+
+
+def _world() -> tuple[int, int]:
+    """(rank, number of processes) of a distributed run; (0, 1) otherwise."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1

@@ -198,7 +198,8 @@ def train(model, train_windows, val_windows, cfg: TrainConfig, task) -> TrainRes
         max_time=timedelta(seconds=cfg.time_budget) if cfg.time_budget else None,
         accelerator=cfg.accelerator,
         devices=cfg.devices,
-        strategy=cfg.strategy,
+        # a stage may leave parts unused (UniST pre-training reads no prompt, a batch one head of two)
+        strategy="ddp_find_unused_parameters_true" if cfg.strategy == "ddp" else cfg.strategy,
         callbacks=callbacks,
         logger=logger,
         default_root_dir=str(root),
@@ -211,7 +212,8 @@ def train(model, train_windows, val_windows, cfg: TrainConfig, task) -> TrainRes
         gradient_clip_val=5.0,
         num_sanity_val_steps=0,
         plugins=[AtomicCheckpointIO()],
-        use_distributed_sampler=True,
+        # grouped batches (several datasets) split themselves between processes; Lightning splits the others
+        use_distributed_sampler=not isinstance(train_dl.batch_sampler, GroupedBatches),
     )
     start = time.perf_counter()
     trainer.fit(module, train_dl, val_dl, ckpt_path=cfg.resume)
