@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One run on a machine with one CUDA GPU (under 8 minutes): the GPU-marked tests, UniST's speed at the paper
-# preset, and one paper-preset benchmark on nyc_bike, every figure printed.
+# One run on a machine with one CUDA GPU (under 9 minutes): the GPU-marked tests, UniST's speed at the paper
+# preset, one paper-preset benchmark on nyc_bike and a short GPU + DDP pre-training, every figure printed.
 #
 # Needs a python3 with PyTorch (CUDA), Lightning, transformers and peft, as the lent machines have. The embedded
 # language model and nyc_bike come with the working tree, in the ignored folder .device/ (fill it here first:
@@ -29,3 +29,8 @@ echo "== UniST speed at the paper preset"
 echo "== nyc_bike, paper presets, 90 s per model"
 "$PYTHON" -m urbanst.cli benchmark --dataset nyc_bike --models seasonal,ridge_periodic,stid,unist,st_llm,urbangpt \
   --preset paper --accelerator gpu --time-budget 90 --output "$OUT/paper_bike" 2>&1 | tail -30
+
+echo "== the universal checkpoint's recipe retrained on the GPU with DDP (one device), 60 s"
+"$PYTHON" -m urbanst.cli pretrain --datasets nyc_bike --model unist --option channels=separate --option size=small \
+  --option window_norm=true --history 12 --horizon 12 --accelerator gpu --strategy ddp --devices 1 \
+  --time-budget 60 --output "$OUT/universal_gpu" 2>&1 | tail -3
