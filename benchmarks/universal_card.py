@@ -22,6 +22,21 @@ def curve(run: Path) -> pd.DataFrame:
     return frame.groupby("epoch").last().reset_index() if "epoch" in frame else frame
 
 
+def zero_table(dataset: str, args) -> str:
+    """One table of every zero-shot run on ``dataset`` (TTA off, causal, transductive), with the baselines of
+    ``--baselines`` (runs of the same protocol made once for every checkpoint) where the runs have none."""
+    records = []
+    for mode in ("off", "causal", "transductive"):
+        path = args.runs / "zero" / f"{dataset}-{mode}" / "results.json"
+        records += json.loads(path.read_text()) if path.is_file() else []
+    if args.baselines and not any(r["family"] == "baseline" and r["shots"] != "zero" for r in records):
+        path = args.baselines / f"{dataset}-off" / "results.json"
+        own = [r for r in json.loads(path.read_text()) if r["family"] == "baseline" and r["shots"] != "zero"] \
+            if path.is_file() else []
+        records = own + records
+    return results_table(records) if records else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--name", required=True)
@@ -29,6 +44,8 @@ def main() -> None:
     parser.add_argument("--corpus", required=True)
     parser.add_argument("--evaluation", nargs="+", required=True)
     parser.add_argument("--stride", type=int, default=1, help="the zero-shot tables score one test window in this many")
+    parser.add_argument("--baselines", type=Path, help="zero-shot runs (DATASET-off/results.json) whose baseline "
+                        "rows go beside the checkpoint's, when its own runs scored it alone")
     args = parser.parse_args()
     folder = PACKAGE / args.name
     meta = json.loads((folder / "config.json").read_text())
@@ -59,12 +76,14 @@ def main() -> None:
         frame = curves.get(name)
         lines.append(f"  - {name}: {0 if frame is None else len(frame)} epoch(s), {wall / 60:.1f} min wall")
     lines += ["", "![losses per epoch](loss.png)", ""]
-    zero = sorted((args.runs / "zero").glob("*/results.json")) if (args.runs / "zero").is_dir() else []
-    if zero:
-        lines += [f"## Zero-shot evaluation (test split, one window in {args.stride}; the target's own baselines)", ""]
-        for path in zero:
-            records = json.loads(path.read_text())
-            lines += [f"### {path.parent.name}", "", results_table(records), ""]
+    tables = [zero_table(dataset, args) for dataset in args.evaluation]
+    if any(tables):
+        lines += [f"## Zero-shot evaluation (test split, one window in {args.stride}; the target's own baselines)", "",
+                  "Test-time adaptation off, causal (the default) and transductive; `ridge_periodic (corpus of ...)` is "
+                  "a linear rule fit on the same corpus, scored zero-shot too.", ""]
+        for dataset, table in zip(args.evaluation, tables):
+            if table:
+                lines += [f"### {dataset}", "", table, ""]
     else:
         lines += ["Zero-shot evaluation: not run yet (see benchmarks/pretrain_universal.sh)."]
     (folder / "card.md").write_text("\n".join(lines) + "\n")

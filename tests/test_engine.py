@@ -425,6 +425,12 @@ def test_zero_shot_across_shapes_and_channel_sets_with_a_model_that_reads_any(da
     record = json.loads((tmp_path / "any" / "results.json").read_text())[0]
     assert record["shots"] == "zero" and record["dataset"] == "la_loop" and record["channels"] == ["speed"]
     assert math.isfinite(record["metrics"]["mae"])
+    # evaluate with the same stride scores the same windows to the same figure
+    assert cli(["evaluate", "--model", tmp_path / "any" / "model", "--dataset", "la_loop", "--test-stride", "7",
+                "--output", tmp_path / "again", "--data-dir", data_root]) == 0
+    again = json.loads((tmp_path / "again" / "results.json").read_text())[0]
+    assert again["test_windows"] == record["test_windows"] and "one test window in 7" in again["notes"]
+    assert again["metrics"]["mae"] == pytest.approx(record["metrics"]["mae"], rel=1e-6)
     code = cli(["fit", "--dataset", "la_loop", "--shots", "zero", "--source", "synthetic_grid", "--model", "unist",
                 "--history", "12", "--horizon", "3", "--max-epochs", "1", "--output", tmp_path / "fused",
                 "--data-dir", data_root])

@@ -8,7 +8,7 @@ import json
 from urbanst.cli.configs import config, settings
 from urbanst.cli.show import print_records
 from urbanst.engine.benchmark import BenchmarkConfig, run_benchmark
-from urbanst.engine.experiment import ExperimentConfig, prepare, trained_on
+from urbanst.engine.experiment import ExperimentConfig, prepare, thinned, trained_on
 from urbanst.engine.runs import backbone_options, prepare_saved, resolve_preset, run_model, score
 from urbanst.engine.train import TrainConfig
 from urbanst.errors import UrbanstError
@@ -81,6 +81,8 @@ def evaluate(args) -> int:
     model, prepared = prepare_saved(args.model, args.dataset, args.data_dir, args.batch_size)
     prepared = dataclasses.replace(prepared, config=dataclasses.replace(
         prepared.config, tta_steps=args.tta_steps, tta_lr=args.tta_lr, tta_mode=args.tta_mode, seed=args.seed))
+    if args.eval_split == "test":
+        prepared = thinned(prepared, args.test_stride)
     record, _ = score(model, prepared, 0.0, split=args.eval_split)
     print_records([record])
     if args.output:

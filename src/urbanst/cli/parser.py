@@ -222,12 +222,14 @@ def build_parser() -> Parser:
     _add_data_dir(pre)
 
     ev = sub.add_parser("evaluate", help="score a saved model on a dataset's split")
-    ev.add_argument("--model", required=True, help="a saved model folder")
+    ev.add_argument("--model", required=True, help="a saved model folder, or pretrained:NAME (urbanst models list)")
     ev.add_argument("--dataset", required=True)
     ev.add_argument("--split", dest="eval_split", choices=["val", "test"], default="test")
     ev.add_argument("--output", type=Path, help="write results.json here")
     ev.add_argument("--batch-size", type=int, default=64)
     ev.add_argument("--seed", type=int, default=0, help="seed of the test-time adaptation's window order")
+    ev.add_argument("--test-stride", type=positive(int), default=1, metavar="K",
+                    help="score one test window in K, as a benchmark with --test-stride K does (default 1: all)")
     _add_tta(ev)
     _add_data_dir(ev)
 

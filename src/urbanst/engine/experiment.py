@@ -15,7 +15,7 @@ Shot settings:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from urbanst.contract import DataSpec
 from urbanst.data.container import STData
@@ -113,10 +113,16 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
             "training split (no target window trained on, no test value used)"
         )
     setting["train_windows"] = len(train_windows)
-    if cfg.test_stride > 1:
-        windows["test"], note = every_kth(windows["test"], cfg.test_stride)
-        setting["note"] = "; ".join(filter(None, [setting.get("note"), note]))
-    return Prepared(cfg, task, data, scaler, windows, train_windows, val_windows, spec, setting)
+    return thinned(Prepared(cfg, task, data, scaler, windows, train_windows, val_windows, spec, setting), cfg.test_stride)
+
+
+def thinned(prepared: Prepared, k: int) -> Prepared:
+    """``prepared`` scoring one test window in ``k`` (its setting's note says so); itself for ``k == 1``."""
+    if k == 1:
+        return prepared
+    test, note = every_kth(prepared.windows["test"], k)
+    setting = {**prepared.setting, "note": "; ".join(filter(None, [prepared.setting.get("note"), note]))}
+    return replace(prepared, windows={**prepared.windows, "test": test}, setting=setting)
 
 
 def every_kth(windows, k: int) -> tuple:
