@@ -447,3 +447,23 @@ def test_both_presets_pretrain_then_prompt_tune(tmp_path, preset):
     model.save_pretrained(tmp_path / "model")
     loaded = build_model("unist", prepared, init=tmp_path / "model")
     assert [s.name for s in loaded.stages()] == ["prompt_tuning"], "fit --init: pre-trained already"
+
+
+def test_an_anchored_unist_rebuilds_its_inputs_as_it_forecasts_from_seasonal_naive():
+    # test-time adaptation reconstructs the inputs; an anchored head corrects seasonal naive there too, so a
+    # fresh one (output layer zero) rebuilds each input step as its value a week (else a day) before
+    from urbanst.nn.anchors import input_anchor
+
+    data = make_city("region", num_units=12, weeks=3, seed=9)
+    model, windows, _ = setup(data, history=12, horizon=4)
+    batch = windows["test"].__getitems__([0, 5])
+    model.eval()
+    with torch.no_grad():
+        rebuilt = model.reconstruct(batch, span="inputs").prediction
+    index = model.config.lags.index("1w")
+    expected = torch.where(batch["periodic_inputs_mask"][:, index], batch["periodic_inputs"][:, index],
+                           input_anchor(batch, []))
+    torch.testing.assert_close(rebuilt, expected)
+    seen = batch["input_mask"]
+    mean = (batch["x"] * seen).sum(1) / seen.sum(1)
+    torch.testing.assert_close(input_anchor(batch, [])[:, 0], mean)

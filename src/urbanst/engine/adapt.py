@@ -10,10 +10,10 @@ protocol for zero-shot transfer), in one of two modes.
   made so says "transductive".
 
 Any model that ``reconstructs`` hidden *input* values can adapt (unist, urbanmind): its loss is the masked
-reconstruction of the inputs (``model.reconstruct(batch, span="inputs")``), and every weight adapts, whatever the
-model's last training stage froze (after UniST's prompt tuning only prompts and head train, and reconstruction
-reads no prompt), except a pretrained language model's frozen weights and the groups the model keeps
-(``kept_in_adaptation``: an anchored UniST's head, which corrects seasonal naive in a forecast). Every batch is stripped of its
+reconstruction of the inputs (``model.reconstruct(batch, span="inputs")``; an anchored UniST rebuilds them as it
+forecasts, seasonal naive plus a correction), and every weight but a pretrained language model's frozen ones
+adapts, whatever the model's last training stage froze (after UniST's prompt tuning only prompts and head train,
+and reconstruction reads no prompt). Every batch is stripped of its
 targets (``y``, ``target_mask``, ``y_event``) and of the weather observed after the forecast origin first; the
 optimiser (AdamW, gradient norm clipped at 5) moves the parameters that train, the model in eval mode (no
 dropout), the window order from ``seed``, so an adaptation repeats. The trained weights are put back after
@@ -79,7 +79,7 @@ def evaluate_adapted(model, task, windows, how: Adaptation, split: str = "test",
         return task.evaluate(model, windows, how.batch_size, progress), {}
     check_adaptable(model)
     flags = {name: p.requires_grad for name, p in model.named_parameters()}
-    kept = frozen_pretrained(model) | set(model.group_members(model.kept_in_adaptation))
+    kept = frozen_pretrained(model)
     for name, p in model.named_parameters():  # what reconstruction reads adapts, whatever the last stage froze
         p.requires_grad_(name not in kept)
     trained = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}

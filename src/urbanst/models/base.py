@@ -186,17 +186,6 @@ class STModel(nn.Module):
         except ValueError as err:
             raise UrbanstError(f"model {self.name!r}: {err}") from None
 
-    @property
-    def kept_in_adaptation(self) -> list[str]:
-        """Parameter groups test-time adaptation leaves as trained (see :mod:`urbanst.engine.adapt`)."""
-        return []
-
-    def group_members(self, groups: list[str]) -> list[str]:
-        """The names of the parameters in the named ``groups``."""
-        from urbanst.nn.freezing import chosen_names
-
-        return chosen_names([name for name, _ in self.named_parameters()], self.parameter_groups(), groups)
-
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 

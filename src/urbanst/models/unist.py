@@ -12,7 +12,7 @@ ours, 2 steps x one unit on region graphs), one volume per attribute, the prompt
 learning rate 3e-4, the release's four mask strategies. ``cpu``, the config's defaults, departs for CPU budgets,
 each an option: attributes fused into one token (``channels``), 6-step time patches on grids and 12-step on
 regions, residual prompts (``prompt_residual``), an ``anchor`` on seasonal naive (the output layer starts at
-zero; masked reconstruction is not anchored), size ``tiny`` (``tiny`` and ``small`` are ours), masked MAE.
+zero; masked pre-training is not anchored, test-time adaptation is), size ``tiny`` (``tiny`` and ``small`` are ours), masked MAE.
 
 Nothing in the weights depends on the units unless ``unit_embedding``: the home dataset's geometry is kept as
 buffers, batches of other datasets carry theirs (``SpatialWindows``), ``attach(spec)`` moves the model home.
@@ -32,7 +32,7 @@ from urbanst.contract import DataSpec, ModelOutput
 from urbanst.errors import UrbanstError, require
 from urbanst.models.base import Stage, STModel
 from urbanst.models.config import SpecConfig
-from urbanst.nn.anchors import seasonal_anchor
+from urbanst.nn.anchors import input_anchor, seasonal_anchor
 from urbanst.nn.attention import Transformer, gelu_linear, linear, xavier_init
 from urbanst.nn.window_norm import normalise, window_stats
 from urbanst.parts.encoders.patches import PatchTokens, fold_channels, spread, unfold_channels, unpatch
@@ -179,12 +179,6 @@ class UniST(STModel):
         self.start_prompt_tuning()
 
     @property
-    def kept_in_adaptation(self) -> list[str]:
-        """An anchored head rebuilds values in reconstruction but corrects seasonal naive in a forecast: adapting
-        it on reconstruction would turn the correction into a value (nyc_taxi, causal TTA: MAE 10.3 -> 24.0)."""
-        return ["head"] if self.config.anchor else []
-
-    @property
     def correction_of(self) -> str | None:
         return "seasonal naive" if self.config.anchor else None
 
@@ -250,9 +244,11 @@ class UniST(STModel):
     # -- masked reconstruction and prompt tuning --------------------------------------------
     def reconstruct(self, batch: dict, span: str = "inputs", strategy: str | None = None) -> ModelOutput:
         """Masked reconstruction without prompts, in the forecasting token layout: ``span="window"`` hides tokens
-        anywhere in the window, targets included (pre-training); ``"inputs"`` hides tokens of the history only,
-        the future tokens stay mask tokens as in a forecast, and rebuilds the inputs (test-time adaptation: never
-        a target). On region data the block strategy hides a neighbourhood of the region graph."""
+        anywhere in the window, targets included (pre-training: the head rebuilds values); ``"inputs"`` hides
+        tokens of the history only, the future tokens stay mask tokens as in a forecast, and rebuilds the inputs
+        (test-time adaptation: never a target), as an anchored forecast does: seasonal naive of each input step
+        plus the decoded correction, so adapting teaches the head what it does in a forecast. On region data the
+        block strategy hides a neighbourhood of the region graph."""
         if self.config.channels == "separate":
             batch = fold_channels(batch)
         c, H = self.config, batch["x"].shape[1]
@@ -271,7 +267,10 @@ class UniST(STModel):
         h = linear(h, self.decoder_embed)
         tokens = self.mask_token.expand(B, layout.Tp * layout.S, -1).scatter(1, visible, h) + dec_add
         steps = T if span == "window" else H
-        prediction = unpatch(self._head(self.decoder(tokens), layout), layout, layout.hist_pad, steps)[..., :C] * scale + loc
+        prediction = unpatch(self._head(self.decoder(tokens), layout), layout, layout.hist_pad, steps)[..., :C]
+        if span == "inputs" and c.anchor:  # the head corrects seasonal naive, as in a forecast (test-time adaptation)
+            prediction = prediction + (input_anchor(batch, c.lags) - loc) / scale
+        prediction = prediction * scale + loc
         scored = spread(draw.hide, layout, layout.hist_pad, steps) & seen[:, :steps]
         return ModelOutput(prediction, loss="mse", target=values[:, :steps], scored=scored)
 

@@ -22,8 +22,24 @@ def lag_missing(batch: dict, index: int) -> torch.Tensor:
     return ~batch["periodic_mask"][:, index]
 
 
+def longest_lag(lags: list[str]) -> int | None:
+    """The index of the lag an anchor copies: a week, else a day, else none."""
+    return next((lags.index(lag) for lag in ("1w", "1d") if lag in lags), None)
+
+
 def seasonal_anchor(batch: dict, lags: list[str], horizon: int) -> torch.Tensor:
     """Seasonal naive's forecast (scaled) at the longest available lag (1w, else 1d, else the last value):
     the anchor a model may predict a correction to."""
-    index = next((lags.index(lag) for lag in ("1w", "1d") if lag in lags), None)
-    return seasonal_naive(batch, index, horizon)
+    return seasonal_naive(batch, longest_lag(lags), horizon)
+
+
+def input_anchor(batch: dict, lags: list[str]) -> torch.Tensor:
+    """``[B, H, N, C]`` (scaled): seasonal naive for each input step (its value at the anchor's lag before it),
+    the mean of the observed inputs where that is missing: what an anchored model corrects when it rebuilds
+    its inputs."""
+    x, seen = batch["x"], batch["input_mask"]
+    mean = torch.where(seen, x, torch.zeros((), dtype=x.dtype)).sum(1, keepdim=True) / seen.sum(1, keepdim=True).clamp_min(1)
+    index = longest_lag(lags)
+    if index is None or batch.get("periodic_inputs") is None:
+        return mean.expand_as(x)
+    return torch.where(batch["periodic_inputs_mask"][:, index], batch["periodic_inputs"][:, index], mean)
