@@ -44,6 +44,7 @@ def test_evaluate_scores_a_shipped_checkpoint_zero_shot(shipped, tmp_path, capsy
     assert code == 0, capsys.readouterr().err
     record = json.loads((tmp_path / "eval" / "results.json").read_text())[0]
     assert record["shots"] == "zero" and record["sources"] == ["synthetic_region"] and record["train_windows"] == 0
+    assert record["model"] == "pretrained:tiny" and record["tta_mode"] == "causal" and record["tta_steps"] == 0
 
 
 def test_benchmark_scores_a_checkpoint_zero_shot_and_fine_tunes_it_few_shot(shipped, tmp_path, capsys):
