@@ -2,7 +2,7 @@
 ``--shots few``), every trained model given the same windows, then one table and one plot per dataset.
 
     python benchmarks/few_shot_curves.py --datasets nyc_taxi,chi_crime --output runs/few \\
-        --models ha,seasonal,ridge,stid,pretrained:unist-urban-v1 --time-budget 60 --test-stride 97
+        --models ha,seasonal,ridge,stid,pretrained:unist-urban-v2 --time-budget 60 --test-stride 97
 
 Each (dataset, share) is one ``urbanst benchmark`` run in ``OUTPUT/DATASET/SHARE``; a run whose results.json
 exists is not repeated, so the script can be stopped and started again. A share of 1 is ``--shots few

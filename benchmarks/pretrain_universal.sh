@@ -8,18 +8,19 @@
 #   4. zero-shot tables on each evaluation dataset: the target's own baselines, fracast, and the checkpoint with
 #      test-time adaptation off, causal and transductive.
 # One volume per attribute (channels=separate), so one set of weights serves any number of channels.
-# Budgets in seconds: PRETRAIN, TUNE; a run folder: OUT; more model options: OPTIONS (e.g. "--option
-# window_norm=true"); the zero-shot tables score one test window in STRIDE, with the BASELINES beside the
-# checkpoint (set BASELINES= to score the checkpoint alone). One thread each (the machine has two cores).
+# Budgets in seconds: PRETRAIN, TUNE; a run folder: OUT; model options beyond these: OPTIONS (default
+# "--option window_norm=true", as unist-urban-v2; OPTIONS= gives v1's recipe); the zero-shot tables score one
+# test window in STRIDE, with the BASELINES beside the checkpoint (BASELINES= scores the checkpoint alone).
+# One thread each (the machine has two cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-NAME=${NAME:-unist-urban-v1}
+NAME=${NAME:-unist-urban-v2}
 CORPUS=${CORPUS:-nyc_bike,nyc_taxi_grid,nyc_crime,beijing_air,aqi36}
 EVALUATION=${EVALUATION:-nyc_taxi chi_crime montevideo_bus la_loop}
 PRETRAIN=${PRETRAIN:-1800}
 TUNE=${TUNE:-900}
 OUT=${OUT:-runs/universal}
-OPTIONS=${OPTIONS:-}
+OPTIONS=${OPTIONS---option window_norm=true}
 STRIDE=${STRIDE:-97}
 BASELINES=${BASELINES-last,seasonal,ridge_periodic,fracast}
 URBANST=${URBANST:-.venv/bin/urbanst}
