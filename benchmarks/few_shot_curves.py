@@ -72,7 +72,8 @@ def main() -> None:
             if not args.report_only and not (folder / "results.json").is_file():
                 folder.parent.mkdir(parents=True, exist_ok=True)
                 run(dataset, share, args, folder)
-    lines = [f"Test MAE (original units; one test window in {args.test_stride}) against the share of the target's "
+    scored = "every test window" if args.test_stride == 1 else f"one test window in {args.test_stride}"
+    lines = [f"Test MAE (original units; {scored}) against the share of the target's "
              f"most recent training windows, {args.time_budget:g} s of training per trained model (seasonal naive "
              "and last value read no training window: the same at every share).", ""]
     for dataset in datasets:
