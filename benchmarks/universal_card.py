@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("--corpus", required=True)
     parser.add_argument("--evaluation", nargs="+", required=True)
     parser.add_argument("--stride", type=int, default=1, help="the zero-shot tables score one test window in this many")
+    parser.add_argument("--fracast", type=Path, help="runs on thinned test splits with fracast: DATASET/results.json "
+                        "(baselines and fracast) and DATASET-NAME/results.json (the checkpoint, evaluate --test-stride)")
     parser.add_argument("--baselines", type=Path, help="zero-shot runs (DATASET-off/results.json) whose baseline "
                         "rows go beside the checkpoint's, when its own runs scored it alone")
     args = parser.parse_args()
@@ -78,7 +80,8 @@ def main() -> None:
     lines += ["", "![losses per epoch](loss.png)", ""]
     tables = [zero_table(dataset, args) for dataset in args.evaluation]
     if any(tables):
-        lines += [f"## Zero-shot evaluation (test split, one window in {args.stride}; the target's own baselines)", "",
+        scored = "every window" if args.stride == 1 else f"one window in {args.stride}"
+        lines += [f"## Zero-shot evaluation (test split, {scored}; the target's own baselines)", "",
                   "Test-time adaptation off, causal (the default) and transductive; `ridge_periodic (corpus of ...)` is "
                   "a linear rule fit on the same corpus, scored zero-shot too.", ""]
         for dataset, table in zip(args.evaluation, tables):
@@ -86,6 +89,16 @@ def main() -> None:
                 lines += [f"### {dataset}", "", table, ""]
     else:
         lines += ["Zero-shot evaluation: not run yet (see benchmarks/pretrain_universal.sh)."]
+    if args.fracast:
+        lines += ["## Beside fracast (the same thinned test windows for every row)", ""]
+        for dataset in args.evaluation:
+            own, checkpoint = args.fracast / dataset / "results.json", args.fracast / f"{dataset}-{args.name}" / "results.json"
+            records = [r for r in (json.loads(own.read_text()) if own.is_file() else []) if r["family"] == "baseline"]
+            for r in json.loads(checkpoint.read_text()) if checkpoint.is_file() else []:
+                records.append({**r, "model": f"pretrained:{args.name}"})
+            if records:
+                note = next((part for part in records[0]["notes"].split("; ") if "one test window in" in part), "")
+                lines += [f"### {dataset}", "", note, "", results_table(records), ""]
     (folder / "card.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {folder / 'card.md'}")
 
