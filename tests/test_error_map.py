@@ -61,3 +61,19 @@ def test_units_without_grid_or_coordinates_get_a_ranked_bar_chart(tmp_path):
     errors = {"last (b)": [float(i) for i in range(11)] + [None], "stid": list(np.linspace(1, 2, 12))}
     path = plot_error_map(errors, data, 0, tmp_path / "map.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_few_shot_plot_keeps_a_far_off_model_from_flattening_the_others(tmp_path):
+    import matplotlib.image
+
+    from urbanst.evaluation.plots import chart_top, plot_few_shot
+
+    curves = {"stid": {0.01: 6.7, 0.05: 5.6, 1.0: 6.4}, "ha (b)": {0.01: 20.2, 0.05: 20.0, 1.0: 81.1},
+              "seasonal_week (b)": {0.01: 6.2, 0.05: 6.2, 1.0: 6.2}}
+    path = plot_few_shot(curves, "nyc_taxi", tmp_path / "few.png")
+    assert matplotlib.image.imread(path).shape[0] > 100
+    import matplotlib.pyplot as plt
+
+    assert not plt.get_fignums(), "the figure is closed"
+    assert chart_top(curves) == pytest.approx(2.5 * 5.6)
+    assert chart_top({"stid": {0.01: 6.7, 1.0: 6.4}, "seasonal_week (b)": {0.01: 6.2, 1.0: None}}) is None

@@ -99,20 +99,33 @@ def plot_transfer(records: list[dict], path: Path, metric: str = "mae") -> Path:
     return _save(fig, path)
 
 
+def chart_top(curves: dict[str, dict[float, float]], reach: float = 2.5) -> float | None:
+    """The top of a chart whose lowest value is ``v``: ``reach * v`` when a value lies above it (one far-off
+    model would flatten every other line), else None (nothing to cut)."""
+    finite = [v for points in curves.values() for v in points.values() if v is not None and np.isfinite(v)]
+    return reach * min(finite) if finite and max(finite) > reach * min(finite) else None
+
+
 def plot_few_shot(curves: dict[str, dict[float, float]], dataset: str, path: Path, metric: str = "mae") -> Path:
     """One line per model: the test metric against the share of the target's training windows it was given
     (1.0 = all of them); baselines (labels with "(b)") dashed."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
     for model, points in curves.items():
         ratios = sorted(points)
         values = [np.nan if points[r] is None else points[r] for r in ratios]
         ax.plot([100 * r for r in ratios], values, marker="o", ms=4, label=model,
                 linestyle="--" if "(b)" in model else "-")
+    top = chart_top(curves)
+    clipped = top is not None
+    if clipped:
+        ax.set_ylim(0, top)
     ax.set_xscale("log")
     ax.set_xlabel("share of the target's training windows (%)")
     ax.set_ylabel(f"test {metric.upper()} (original units)" if metric in ("mae", "rmse") else f"test {metric}")
-    ax.set_title(f"{dataset}: few-shot {metric.upper()} against the share of training windows")
-    ax.legend(fontsize=8)
+    ax.set_title(f"{dataset}: few-shot {metric.upper()} against the share of training windows"
+                 + (f"\n(values above {top:.3g} are off the chart; the table has them)" if clipped else ""), fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
     ax.grid(alpha=0.3, which="both")
     return _save(fig, path)
 
