@@ -116,16 +116,15 @@ def plot_few_shot(curves: dict[str, dict[float, float]], dataset: str, path: Pat
         ax.plot([100 * r for r in ratios], values, marker="o", ms=4, label=model,
                 linestyle="--" if "(b)" in model else "-")
     top = chart_top(curves)
-    clipped = top is not None
-    if clipped:
+    if top is not None:
         ax.set_ylim(0, top)
     ax.set_xscale("log")
     ax.set_xlabel("share of the target's training windows (%)")
     ax.set_ylabel(f"test {metric.upper()} (original units)" if metric in ("mae", "rmse") else f"test {metric}")
     ax.set_title(f"{dataset}: few-shot {metric.upper()} against the share of training windows"
-                 + (f"\n(values above {top:.3g} are off the chart; the table has them)" if clipped else ""), fontsize=10)
+                 + (f"\n(values above {top:.3g} are off the chart; the table has them)" if top is not None else ""),
+                 fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    fig.tight_layout()
     ax.grid(alpha=0.3, which="both")
     return _save(fig, path)
 

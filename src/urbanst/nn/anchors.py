@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from urbanst.contract import last_observed
+from urbanst.nn.window_norm import window_stats
 
 
 def seasonal_naive(batch: dict, index: int | None, horizon: int | None = None) -> torch.Tensor:
@@ -37,9 +38,8 @@ def input_anchor(batch: dict, lags: list[str]) -> torch.Tensor:
     """``[B, H, N, C]`` (scaled): seasonal naive for each input step (its value at the anchor's lag before it),
     the mean of the observed inputs where that is missing: what an anchored model corrects when it rebuilds
     its inputs."""
-    x, seen = batch["x"], batch["input_mask"]
-    mean = torch.where(seen, x, torch.zeros((), dtype=x.dtype)).sum(1, keepdim=True) / seen.sum(1, keepdim=True).clamp_min(1)
+    mean, _ = window_stats(batch["x"], batch["input_mask"])
     index = longest_lag(lags)
     if index is None or batch.get("periodic_inputs") is None:
-        return mean.expand_as(x)
+        return mean.expand_as(batch["x"])
     return torch.where(batch["periodic_inputs_mask"][:, index], batch["periodic_inputs"][:, index], mean)
