@@ -66,6 +66,7 @@ def main() -> None:
     args = p.parse_args()
     datasets = [d for d in args.datasets.split(",") if d]
     shares = sorted(float(s) for s in args.shares.split(","))
+    args.output.mkdir(parents=True, exist_ok=True)
     for dataset in datasets:
         for share in shares:
             folder = args.output / dataset / f"{share:g}"

@@ -23,17 +23,11 @@ def curve(run: Path) -> pd.DataFrame:
 
 
 def zero_table(dataset: str, args) -> str:
-    """One table of every zero-shot run on ``dataset`` (TTA off, causal, transductive), with the baselines of
-    ``--baselines`` (runs of the same protocol made once for every checkpoint) where the runs have none."""
+    """One table of every zero-shot run on ``dataset`` (TTA off, causal, transductive)."""
     records = []
     for mode in ("off", "causal", "transductive"):
         path = args.runs / "zero" / f"{dataset}-{mode}" / "results.json"
         records += json.loads(path.read_text()) if path.is_file() else []
-    if args.baselines and not any(r["family"] == "baseline" and r["shots"] != "zero" for r in records):
-        path = args.baselines / f"{dataset}-off" / "results.json"
-        own = [r for r in json.loads(path.read_text()) if r["family"] == "baseline" and r["shots"] != "zero"] \
-            if path.is_file() else []
-        records = own + records
     return results_table(records) if records else ""
 
 
@@ -46,8 +40,6 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=1, help="the zero-shot tables score one test window in this many")
     parser.add_argument("--fracast", type=Path, help="runs on thinned test splits with fracast: DATASET/results.json "
                         "(baselines and fracast) and DATASET-NAME/results.json (the checkpoint, evaluate --test-stride)")
-    parser.add_argument("--baselines", type=Path, help="zero-shot runs (DATASET-off/results.json) whose baseline "
-                        "rows go beside the checkpoint's, when its own runs scored it alone")
     args = parser.parse_args()
     folder = PACKAGE / args.name
     meta = json.loads((folder / "config.json").read_text())
