@@ -431,6 +431,10 @@ def test_zero_shot_across_shapes_and_channel_sets_with_a_model_that_reads_any(da
     again = json.loads((tmp_path / "again" / "results.json").read_text())[0]
     assert again["test_windows"] == record["test_windows"] and "one test window in 7" in again["notes"]
     assert again["metrics"]["mae"] == pytest.approx(record["metrics"]["mae"], rel=1e-6)
+    capsys.readouterr()
+    assert cli(["evaluate", "--model", tmp_path / "any" / "model", "--dataset", "la_loop", "--split", "val",
+                "--test-stride", "7", "--data-dir", data_root]) == 2
+    assert "--test-stride thins the test split; --split val scores every window" in capsys.readouterr().err
     code = cli(["fit", "--dataset", "la_loop", "--shots", "zero", "--source", "synthetic_grid", "--model", "unist",
                 "--history", "12", "--horizon", "3", "--max-epochs", "1", "--output", tmp_path / "fused",
                 "--data-dir", data_root])

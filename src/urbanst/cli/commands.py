@@ -82,8 +82,9 @@ def evaluate(args) -> int:
     model, prepared = prepare_saved(args.model, args.dataset, args.data_dir, args.batch_size)
     prepared = dataclasses.replace(prepared, config=dataclasses.replace(
         prepared.config, tta_steps=args.tta_steps, tta_lr=args.tta_lr, tta_mode=args.tta_mode, seed=args.seed))
-    if args.eval_split == "test":
-        prepared = thinned(prepared, args.test_stride)
+    if args.test_stride > 1 and args.eval_split != "test":
+        raise UrbanstError(f"--test-stride thins the test split; --split {args.eval_split} scores every window")
+    prepared = thinned(prepared, args.test_stride)
     record, _ = score(model, prepared, 0.0, split=args.eval_split)
     if is_pretrained(args.model):  # the row names the shipped checkpoint, as a benchmark's does
         record["model"] = str(args.model)
